@@ -1,0 +1,24 @@
+"""Backends: one contract ("run B genomes for S steps, return them rewritten with
+their fitness"), several engines. Imported lazily: numba compiles, cupy may be absent."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import SrmlError
+from .base import Rollout, Task
+
+# name -> "module:Class"
+BACKENDS = {
+    "numpy": "srml.backends.numpy_backend:NumpyBackend",
+}
+
+
+def make_backend(name: str, task: Task, batch: int, **options):
+    if name not in BACKENDS:
+        raise SrmlError(f"unknown backend {name!r}; choose from {sorted(BACKENDS)}")
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(task, batch, **options)
+
+
+__all__ = ["BACKENDS", "Rollout", "Task", "make_backend"]

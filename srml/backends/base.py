@@ -1,0 +1,64 @@
+"""What every backend shares: the task it runs and what a run returns.
+
+A backend runs "B genomes for S steps in env E" and returns the rewritten
+genomes and their fitness. Same inputs, same seeds -> same results on every
+backend, to float tolerance: action sampling and twin resets draw from the
+counter-based RNG in :mod:`srml.rng`, keyed by (generation seed, lane).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+
+from ..errors import SrmlError
+from ..srwm import Codec, Layout
+
+
+@dataclass
+class Task:
+    """Everything about the problem a backend needs, resolved from the config."""
+
+    env_id: str
+    env_kwargs: dict
+    lifetime: int
+    sample_actions: bool
+    codec: Codec
+    layout: Layout
+    twin: object | None = None  # srml.envs.Twin when the env has a compiled twin
+
+
+@dataclass
+class Rollout:
+    """The result of one execution of B genomes for one lifetime each."""
+
+    genomes: np.ndarray  # (B, G) float32, rewritten during the lifetime
+    fitness: np.ndarray  # (B,) float64: mean return per episode begun
+    episodes: np.ndarray  # (B,) episodes begun (the unfinished one counts)
+    env_steps: int  # agent-steps taken, B * S
+    nonfinite: int = 0  # genomes whose weights or rewards became NaN/inf
+    actions: np.ndarray | None = field(default=None, repr=False)  # (S, B, ...) when recorded
+
+
+def finalize(genomes, returns, episodes, env_steps, actions=None) -> Rollout:
+    """Fitness from returns; a genome whose weights or return are not finite gets -inf."""
+    fitness = returns / np.maximum(episodes, 1)
+    bad = ~np.isfinite(fitness) | ~np.isfinite(genomes).all(axis=1)
+    fitness = np.where(bad, -np.inf, fitness)
+    return Rollout(genomes, fitness, episodes, env_steps, int(bad.sum()), actions)
+
+
+def env_spaces(env_id: str, env_kwargs: dict) -> tuple[gym.Space, gym.Space]:
+    """Observation and action space of one env, with Gymnasium's errors made one line."""
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except gym.error.Error as e:  # NameNotFound, VersionNotFound, DependencyNotInstalled ...
+        raise SrmlError(f"cannot make env {env_id!r}: {e}") from None
+    except TypeError as e:
+        raise SrmlError(f"bad env kwargs for {env_id!r}: {e}") from None
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()

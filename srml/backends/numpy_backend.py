@@ -1,0 +1,93 @@
+"""The numpy reference backend: any Gymnasium env, through a vector env.
+
+Plain and readable: one Python loop over the lifetime, numpy over the
+population. Every other backend is tested against this one.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from .. import rng
+from ..errors import SrmlError
+from ..srwm import forward
+from .base import Rollout, Task, finalize
+
+
+def make_vector_env(env_id: str, n: int, env_kwargs: dict) -> gym.vector.VectorEnv:
+    """A vector env of n copies, batched natively where the env offers it.
+
+    The autoreset mode is chosen explicitly (SAME_STEP where we can pick it);
+    envs with a fixed NEXT_STEP mode (Gymnasium's CartPoleVectorEnv) are
+    handled by the rollout, which skips the lanes' reset steps.
+    """
+    spec = gym.spec(env_id)
+    if spec.vector_entry_point is not None:
+        kwargs = dict(env_kwargs)
+        if env_id.startswith("srml/"):
+            kwargs["autoreset_mode"] = AutoresetMode.SAME_STEP
+        return gym.make_vec(env_id, n, vectorization_mode="vector_entry_point", **kwargs)
+    return gym.make_vec(
+        env_id,
+        n,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+        **env_kwargs,
+    )
+
+
+class NumpyBackend:
+    name = "numpy"
+
+    def __init__(self, task: Task, batch: int):
+        self.task, self.batch = task, batch
+        self.venv = make_vector_env(task.env_id, batch, task.env_kwargs)
+        mode = self.venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        if mode not in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP):
+            raise SrmlError(
+                f"env {task.env_id!r} uses autoreset mode {mode}, which srml cannot run"
+            )
+        self.next_step_reset = mode == AutoresetMode.NEXT_STEP
+
+    def run(self, genomes: np.ndarray, seed: int, record: bool = False) -> Rollout:
+        t, b = self.task, len(genomes)
+        if b != self.batch:
+            raise SrmlError(f"backend built for batch {self.batch}, got {b} genomes")
+        genomes = np.array(genomes, np.float32, copy=True)
+        views = t.layout.views(genomes)
+        keys = rng.lane_keys(seed, np.arange(b))
+        obs, _ = self.venv.reset(seed=seed)
+        prev_act, prev_rew = t.codec.no_action(b), np.zeros(b, np.float32)
+        first = np.ones(b, bool)  # the step about to be taken begins an episode
+        skip = np.zeros(b, bool)  # NEXT_STEP envs: this call only resets the lane
+        returns, episodes = np.zeros(b), np.zeros(b, np.int64)
+        actions = []
+        for step in range(t.lifetime):
+            act_now = ~skip
+            x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in)
+            y = forward(views, t.layout, x, active=None if not skip.any() else act_now)
+            u = rng.uniforms(keys, rng.STREAM_ACTION, step)
+            a = t.codec.decode(y, u, t.sample_actions)
+            if record:
+                actions.append(a)
+            try:
+                obs, r, term, trunc, _ = self.venv.step(a)
+            except Exception as e:  # an env bug must not look like ours
+                raise SrmlError(f"env {t.env_id!r} raised in step: {type(e).__name__}: {e}") from e
+            r = np.asarray(r, np.float64)
+            episodes += first & act_now
+            returns += np.where(act_now, r, 0.0)
+            prev_act = np.where(act_now.reshape((b,) + (1,) * (a.ndim - 1)), a, prev_act)
+            prev_rew = np.where(act_now, r, prev_rew).astype(np.float32)
+            done = (term | trunc) & act_now
+            if self.next_step_reset:
+                first, skip = skip.copy(), done  # after a reset call, the new episode begins
+            else:
+                first = done
+        acts = np.stack(actions) if record else None
+        return finalize(genomes, returns, episodes, b * t.lifetime, acts)
+
+    def close(self):
+        self.venv.close()

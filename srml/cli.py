@@ -1,0 +1,117 @@
+"""Command line: ``srml run``, ``srml plot``.
+
+Flags are built from :class:`srml.config.Config` (its field docstrings are the
+help text). Precedence: defaults < ``--config FILE.toml`` < flags.
+Bad input ends with one line on stderr and exit code 2, never a traceback
+(set SRML_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .config import Config, field_docs, from_dict, load_toml
+from .errors import SrmlError
+
+ALIASES = {"lifetime": ["--steps-per-run"], "pool_size": ["--pool"]}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print usage too)
+        raise SrmlError(message)
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    docs = field_docs()
+    for f in fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        names = [flag, *ALIASES.get(f.name, [])]
+        kw = {"dest": f.name, "default": None, "help": docs.get(f.name, "")}
+        default = getattr(Config(), f.name)
+        if isinstance(default, bool):
+            p.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
+        elif isinstance(default, list):
+            p.add_argument(*names, type=int, nargs="*", metavar="W", **kw)
+        elif isinstance(default, dict):
+            p.add_argument(*names, type=_json_dict, metavar="JSON", **kw)
+        else:
+            p.add_argument(*names, type=type(default), metavar=f.name.upper(), **kw)
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"n_arms\": 3}'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="srml", description="Self-referential evolutionary meta-learning (FME).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="run FME on an environment", description=__doc__)
+    r.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
+    _add_config_flags(r)
+    pl = sub.add_parser("plot", help="overlay the pool reward curves of runs")
+    pl.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    pl.add_argument("-o", "--output", type=Path, default=Path("pool_reward.png"))
+    pl.add_argument("--title", default=None)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    cfg = from_dict(load_toml(args.config)) if args.config else Config()
+    flags = {f.name: getattr(args, f.name) for f in fields(Config)}
+    return from_dict({k: v for k, v in flags.items() if v is not None}, base=cfg)
+
+
+def cmd_run(args) -> int:
+    from .runner import run
+
+    cfg = config_from_args(args).validate()
+    out = run(cfg)
+    print(f"srml: run written to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plot import plot_runs
+
+    for run in args.runs:
+        if not (run / "log.jsonl").exists():
+            raise SrmlError(f"{run} is not a run directory (no log.jsonl)")
+    if args.output.parent and not args.output.parent.exists():
+        raise SrmlError(f"output directory {args.output.parent} does not exist")
+    print(plot_runs(args.runs, args.output, args.title))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": cmd_run, "plot": cmd_plot}[args.command](args)
+    except SrmlError as e:
+        print(f"srml: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("srml: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug of ours: one line, the traceback on request
+        if os.environ.get("SRML_DEBUG"):
+            raise
+        print(
+            f"srml: internal error: {type(e).__name__}: {e} (SRML_DEBUG=1 shows more)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

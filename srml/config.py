@@ -1,0 +1,158 @@
+"""The run configuration: one dataclass, a docstring per field (CleanRL style).
+
+The CLI builds its flags from these fields and their docstrings, a TOML file
+(``--config``) may set any of them, and ``config.toml`` in every run
+directory holds the whole resolved config.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import tomli_w
+
+from .errors import SrmlError
+
+
+@dataclass
+class Config:
+    env: str = "CartPole-v1"
+    """Gymnasium env id (any registered id; srml's own are srml/...)."""
+    env_kwargs: dict = field(default_factory=dict)
+    """Extra keyword arguments for gymnasium.make (TOML table, or JSON on the CLI)."""
+    backend: str = "numpy"
+    """Which engine runs the population: numpy (reference, any env)."""
+    twin: str = "auto"
+    """auto: run a Gymnasium id on srml's compiled twin when one exists; off: always Gymnasium's env."""
+    pool_size: int = 1000
+    """N: the most genomes the pool holds; beyond it the least recently used is forgotten."""
+    batch: int = 256
+    """B: genomes drawn from the pool and executed together each generation."""
+    lifetime: int = 500
+    """S: env steps in one execution of a genome; episodes inside it do not reset the weights."""
+    total_steps: int = 10_000_000
+    """Stop after this many agent-steps (B * S per generation); 0 means no limit."""
+    generations: int = 0
+    """Stop after this many generations; 0 means no limit. The first limit reached stops."""
+    selection: str = "proportional"
+    """How the pool picks genomes, monotonic in fitness: proportional, rank or softmax."""
+    temperature: float = 1.0
+    """softmax selection: temperature in units of the pool's fitness standard deviation."""
+    founders: int = 0
+    """K random genomes that start the pool, each evaluated before it competes; 0 means B."""
+    init_std: float = 0.1
+    """Standard deviation of the founders' weights."""
+    sigma: float = 0.0
+    """Gaussian mutation noise added to drawn genomes; 0 is pure FME (baselines only)."""
+    hidden: list[int] = field(default_factory=list)
+    """Widths of hidden SRWM layers (tanh between layers); empty means one layer."""
+    heads: int = 1
+    """Heads per layer (a block-diagonal W); widths are padded to a multiple of it."""
+    beta: str = "single"
+    """SRWM learning rates: single (one per head) or per_block (one per row block y, k, q, b)."""
+    sample_actions: bool = True
+    """Discrete actions sampled from softmax(logits); false takes the argmax."""
+    reward_input: bool = True
+    """Feed the previous reward to the network (what lets it learn within its lifetime)."""
+    episode_flag: bool = True
+    """Feed a flag that is 1 on the first step of each episode."""
+    seed: int = 0
+    """Seeds pool sampling, founders and every rollout."""
+    out: str = ""
+    """Run directory; empty means runs/<env>-<timestamp>."""
+    checkpoint_every: int = 50
+    """Write pool.npz every this many generations (and always at the end)."""
+    progress: bool = True
+    """Show a progress bar on stderr."""
+
+    def validate(self) -> Config:
+        def need(ok, msg):
+            if not ok:
+                raise SrmlError(msg)
+
+        need(self.pool_size >= 1, f"--pool-size must be >= 1, got {self.pool_size}")
+        need(self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
+        need(
+            self.batch <= self.pool_size,
+            f"--batch {self.batch} is larger than --pool-size {self.pool_size}",
+        )
+        need(
+            self.lifetime >= 1,
+            f"--lifetime must be a positive number of steps, got {self.lifetime}",
+        )
+        need(self.total_steps >= 0, f"--total-steps must be >= 0, got {self.total_steps}")
+        need(self.generations >= 0, f"--generations must be >= 0, got {self.generations}")
+        need(
+            self.total_steps > 0 or self.generations > 0,
+            "set --total-steps or --generations (both are 0: the run would never end)",
+        )
+        need(self.founders >= 0, f"--founders must be >= 0, got {self.founders}")
+        need(self.sigma >= 0, f"--sigma must be >= 0, got {self.sigma}")
+        need(self.temperature > 0, f"--temperature must be > 0, got {self.temperature}")
+        need(self.twin in ("auto", "off"), f"--twin must be auto or off, got {self.twin!r}")
+        need(self.checkpoint_every >= 1, "--checkpoint-every must be >= 1")
+        return self
+
+    @property
+    def n_founders(self) -> int:
+        return self.founders or self.batch
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(asdict(self))
+
+    def save(self, path: Path) -> None:
+        from .runlog import atomic_write_bytes
+
+        atomic_write_bytes(path, self.to_toml().encode())
+
+
+def field_docs() -> dict[str, str]:
+    """The docstring under each Config field, read from the source (one source of truth)."""
+    tree = ast.parse(inspect.getsource(Config))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+            docs[node.target.id] = nxt.value.value
+    return docs
+
+
+def from_dict(d: dict, base: Config | None = None) -> Config:
+    """A Config from a (TOML) dict, with unknown keys and wrong types refused in one line."""
+    names = {f.name: f for f in fields(Config)}
+    cfg = base or Config()
+    kwargs = asdict(cfg)
+    for key, value in d.items():
+        key = key.replace("-", "_")
+        if key not in names:
+            raise SrmlError(f"unknown config key {key!r}")
+        default = kwargs[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise SrmlError(f"config key {key!r} must be true or false, got {value!r}")
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+            if value != int(value):
+                raise SrmlError(f"config key {key!r} must be an integer, got {value!r}")
+            value = int(value)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        expected = type(default)
+        if not isinstance(value, expected):
+            raise SrmlError(
+                f"config key {key!r} must be {expected.__name__}, got {type(value).__name__}"
+            )
+        kwargs[key] = value
+    return Config(**kwargs)
+
+
+def load_toml(path: str | Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise SrmlError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SrmlError(f"config file {path} is not valid TOML: {e}") from None

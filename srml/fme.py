@@ -1,0 +1,108 @@
+"""Fitness monotonic execution (after Kirsch & Schmidhuber 2022).
+
+No gradient, no mutation, no meta-optimizer: genomes are drawn from the pool
+with a probability that rises with their fitness, run for one lifetime while
+they rewrite their own weights, and go back into the pool as new members with
+the fitness they just earned. Execution time given to better genomes is the
+only outer loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import rng
+from .backends import Rollout, Task, make_backend
+from .config import Config
+from .errors import SrmlError
+from .pool import Pool
+from .srwm import Codec, Layout
+
+
+def make_task(cfg: Config) -> Task:
+    """Resolve the env (and its compiled twin, if any) and the network shape."""
+    from .backends.base import env_spaces
+
+    twin = None
+    if cfg.twin == "auto":
+        from . import envs
+
+        twin = envs.get_twin(cfg.env, **cfg.env_kwargs) if hasattr(envs, "get_twin") else None
+    if twin is not None:
+        obs_space, act_space = twin.observation_space, twin.action_space
+    else:
+        obs_space, act_space = env_spaces(cfg.env, cfg.env_kwargs)
+    codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag)
+    layout = Layout(codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta)
+    return Task(cfg.env, cfg.env_kwargs, cfg.lifetime, cfg.sample_actions, codec, layout, twin)
+
+
+class FME:
+    """The FME loop over one pool. ``step()`` runs one generation and returns its Rollout."""
+
+    def __init__(self, cfg: Config, backend=None):
+        self.cfg = cfg.validate()
+        self.task = make_task(cfg)
+        self.backend = backend or make_backend(cfg.backend, self.task, cfg.batch)
+        self.pool = Pool(cfg.pool_size, self.task.layout.size)
+        self.rng = np.random.default_rng(cfg.seed)  # pool sampling, founders, mutation
+        self.generation = 0
+        self.env_steps = 0
+        self.founders = self.task.layout.init(self.rng, cfg.n_founders, cfg.init_std)
+
+    def execute(self, genomes: np.ndarray) -> Rollout:
+        """Run B genomes for one lifetime; every generation gets its own rollout seed."""
+        res = self.backend.run(genomes, rng.derive_seed(self.cfg.seed, self.generation))
+        self.generation += 1
+        self.env_steps += res.env_steps
+        return res
+
+    def step(self) -> Rollout:
+        B, pool = self.cfg.batch, self.pool
+        done = self.generation * B
+        if done < len(self.founders):  # founders are evaluated before they compete
+            idx = np.arange(done, done + B) % len(self.founders)
+            res = self.execute(self.founders[idx])
+            pool.insert(res.genomes, res.fitness, founder=idx, born=self.generation - 1)
+            return res
+        idx = pool.sample(self.rng, B, self.cfg.selection, self.cfg.temperature)
+        genomes, parents, founders = pool.genomes[idx], pool.ids[idx], pool.founder[idx]
+        if self.cfg.sigma > 0:
+            noise = self.rng.standard_normal(genomes.shape, dtype=np.float32)
+            genomes = genomes + np.float32(self.cfg.sigma) * noise
+        res = self.execute(genomes)
+        pool.insert(res.genomes, res.fitness, parents, founders, born=self.generation - 1)
+        return res
+
+    @property
+    def finished(self) -> bool:
+        c = self.cfg
+        return (c.total_steps > 0 and self.env_steps >= c.total_steps) or (
+            c.generations > 0 and self.generation >= c.generations
+        )
+
+    # --- checkpoint state: everything a run needs to continue exactly ---------------------
+    def state(self) -> tuple[dict, dict]:
+        arrays = {f"pool_{k}": v for k, v in self.pool.state().items()}
+        arrays["founders"] = self.founders
+        meta = {
+            "generation": self.generation,
+            "env_steps": self.env_steps,
+            "rng": self.rng.bit_generator.state,
+            "config": self.cfg.to_toml(),
+        }
+        return arrays, meta
+
+    def load_state(self, arrays: dict, meta: dict) -> None:
+        try:
+            pool = Pool.from_state({k[5:]: v for k, v in arrays.items() if k.startswith("pool_")})
+        except (KeyError, ValueError) as e:
+            raise SrmlError(f"checkpoint pool is incomplete: {e}") from None
+        if pool.genomes.shape[1] != self.task.layout.size:
+            raise SrmlError(
+                f"checkpoint genomes have {pool.genomes.shape[1]} weights, "
+                f"this config needs {self.task.layout.size}"
+            )
+        self.pool, self.founders = pool, arrays["founders"]
+        self.generation, self.env_steps = int(meta["generation"]), int(meta["env_steps"])
+        self.rng.bit_generator.state = meta["rng"]

@@ -1,0 +1,162 @@
+"""The pool: a preallocated struct of arrays of genomes and what is known of them.
+
+Selection draws genomes with a probability that rises with their fitness
+(every rule in :data:`SELECTIONS` is monotonic in fitness). Eviction forgets
+the least recently used genome: being drawn counts as a use, so genomes that
+keep earning execution time stay, and the rest fade out.
+
+Non-finite fitness (NaN, +inf, -inf: a genome whose weights or rewards blew
+up) gets zero weight as long as any finite fitness exists, so it can never be
+preferred over a finite one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .errors import SrmlError
+
+
+def _finite_or_uniform(fitness: np.ndarray, weights_of_finite) -> np.ndarray:
+    ok = np.isfinite(fitness)
+    if not ok.any():
+        return np.ones_like(fitness)
+    w = np.zeros_like(fitness)
+    w[ok] = weights_of_finite(fitness[ok])
+    return w
+
+
+def proportional(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Weight = fitness - pool minimum + 1% of the pool's range (the worst keeps a little)."""
+
+    def w(f):
+        lo, span = f.min(), f.max() - f.min()
+        return f - lo + (0.01 * span if span > 0 else 1.0)
+
+    return _finite_or_uniform(fitness, w)
+
+
+def rank(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Weight = rank (1 for the worst ... n for the best); ties share their mean rank."""
+
+    def w(f):
+        order = np.argsort(f, kind="stable")
+        r = np.empty(len(f))
+        r[order] = np.arange(1, len(f) + 1)
+        # average ranks over ties so equal fitness means equal probability
+        _, inv = np.unique(f, return_inverse=True)
+        return np.bincount(inv, weights=r)[inv] / np.bincount(inv)[inv]
+
+    return _finite_or_uniform(fitness, w)
+
+
+def softmax(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Weight = exp(fitness / (temperature * std of pool fitness)): scale-free across envs."""
+
+    def w(f):
+        scale = temperature * (f.std() if f.std() > 0 else 1.0)
+        return np.exp((f - f.max()) / scale)
+
+    return _finite_or_uniform(fitness, w)
+
+
+SELECTIONS: dict[str, Callable[..., np.ndarray]] = {
+    "proportional": proportional,
+    "rank": rank,
+    "softmax": softmax,
+}
+
+
+class Pool:
+    """Preallocated pool of at most ``capacity`` genomes of ``genome_size`` floats.
+
+    Row i of every array describes one member; only the first ``size`` rows are in use.
+    ``ids`` are unique over a run; ``parent`` and ``founder`` hold ids (-1: none),
+    ``born`` the generation a member was inserted, ``last_used`` the LRU clock.
+    """
+
+    def __init__(self, capacity: int, genome_size: int):
+        if capacity < 1:
+            raise SrmlError(f"pool size must be >= 1, got {capacity}")
+        self.capacity, self.size, self.clock, self.next_id = capacity, 0, 0, 0
+        self.genomes = np.zeros((capacity, genome_size), np.float32)
+        self.fitness = np.full(capacity, np.nan, np.float64)
+        self.last_used = np.zeros(capacity, np.int64)
+        self.born = np.zeros(capacity, np.int64)
+        self.ids = np.full(capacity, -1, np.int64)
+        self.parent = np.full(capacity, -1, np.int64)
+        self.founder = np.full(capacity, -1, np.int64)
+
+    ARRAYS = ("genomes", "fitness", "last_used", "born", "ids", "parent", "founder")
+
+    def probabilities(self, rule: str = "proportional", temperature: float = 1.0) -> np.ndarray:
+        if rule not in SELECTIONS:
+            raise SrmlError(f"unknown selection {rule!r}; choose from {sorted(SELECTIONS)}")
+        w = SELECTIONS[rule](self.fitness[: self.size], temperature)
+        return w / w.sum()
+
+    def sample(self, rng: np.random.Generator, k: int, rule="proportional", temperature=1.0):
+        """Draw k member indices (with replacement) and mark them used."""
+        if self.size == 0:
+            raise SrmlError("cannot sample from an empty pool")
+        idx = rng.choice(self.size, size=k, p=self.probabilities(rule, temperature))
+        self.clock += 1
+        self.last_used[idx] = self.clock
+        return idx
+
+    def insert(self, genomes, fitness, parent=None, founder=None, born: int = 0) -> np.ndarray:
+        """Add genomes; when full, overwrite the least recently used members. Returns rows."""
+        k = len(genomes)
+        if k > self.capacity:
+            raise SrmlError(f"cannot insert {k} genomes into a pool of {self.capacity}")
+        free = min(k, self.capacity - self.size)
+        rows = np.arange(self.size, self.size + free)
+        if free < k:  # evict the k - free least recently used
+            lru = np.argsort(self.last_used[: self.size], kind="stable")[: k - free]
+            rows = np.concatenate([rows, lru])
+        self.size += free
+        self.clock += 1
+        new_ids = np.arange(self.next_id, self.next_id + k)
+        self.next_id += k
+        self.genomes[rows] = genomes
+        self.fitness[rows] = fitness
+        self.last_used[rows] = self.clock
+        self.born[rows] = born
+        self.ids[rows] = new_ids
+        self.parent[rows] = -1 if parent is None else parent
+        self.founder[rows] = new_ids if founder is None else founder
+        return rows
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The members in use and counters, for a checkpoint."""
+        out = {name: getattr(self, name)[: self.size].copy() for name in self.ARRAYS}
+        out["counters"] = np.array([self.capacity, self.size, self.clock, self.next_id], np.int64)
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> Pool:
+        capacity, size, clock, next_id = (int(v) for v in state["counters"])
+        pool = cls(capacity, state["genomes"].shape[1])
+        for name in cls.ARRAYS:
+            getattr(pool, name)[:size] = state[name]
+        pool.size, pool.clock, pool.next_id = size, clock, next_id
+        return pool
+
+    def fitness_stats(self) -> dict[str, float]:
+        f = self.fitness[: self.size]
+        f = f[np.isfinite(f)]
+        if len(f) == 0:
+            return {k: float("nan") for k in ("min", "mean", "median", "max", "q10", "q90")}
+        q10, q25, med, q75, q90 = np.quantile(f, [0.1, 0.25, 0.5, 0.75, 0.9])
+        return {
+            "min": float(f.min()),
+            "q10": float(q10),
+            "q25": float(q25),
+            "median": float(med),
+            "q75": float(q75),
+            "q90": float(q90),
+            "mean": float(f.mean()),
+            "max": float(f.max()),
+        }

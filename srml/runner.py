@@ -1,0 +1,84 @@
+"""Drive an FME run to its end: run directory, log, checkpoints, progress, figure."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import runlog
+from .config import Config
+from .errors import SrmlError
+from .fme import FME
+
+
+def default_out(cfg: Config) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.env.replace('/', '_')}-{stamp}"
+
+
+def log_row(fme: FME, res, wall_s: float, gen_s: float) -> dict:
+    stats = fme.pool.fitness_stats()
+    finite = res.fitness[np.isfinite(res.fitness)]
+    return {
+        "generation": fme.generation,
+        "env_steps": fme.env_steps,
+        "wall_s": round(wall_s, 4),
+        "steps_per_s": res.env_steps / max(gen_s, 1e-9),
+        "pool_size": fme.pool.size,
+        **{f"pool_fitness_{k}": v for k, v in stats.items()},
+        "batch_fitness_mean": float(finite.mean()) if len(finite) else float("nan"),
+        "batch_fitness_max": float(finite.max()) if len(finite) else float("nan"),
+        "batch_episodes_mean": float(res.episodes.mean()),
+        "nonfinite": res.nonfinite,
+    }
+
+
+def run(cfg: Config, out: Path | None = None) -> Path:
+    """Run FME as configured; returns the run directory."""
+    cfg.validate()
+    out = Path(out or cfg.out or default_out(cfg))
+    if (out / "log.jsonl").exists():
+        raise SrmlError(f"{out} already holds a run; choose another --out")
+    fme = FME(cfg)  # builds the env and backend first: a bad config leaves no directory behind
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.out = str(out)
+    cfg.save(out / "config.toml")
+    log_path, ckpt = out / "log.jsonl", out / "pool.npz"
+    bar = _progress(cfg)
+    t0 = time.perf_counter()
+    try:
+        while not fme.finished:
+            g0 = time.perf_counter()
+            res = fme.step()
+            now = time.perf_counter()
+            row = log_row(fme, res, now - t0, now - g0)
+            runlog.append_line(log_path, row)
+            if fme.generation % cfg.checkpoint_every == 0:
+                runlog.save_checkpoint(ckpt, *fme.state())
+            if bar is not None:
+                bar.update(res.env_steps)
+                bar.set_postfix(
+                    pool=f"{row['pool_fitness_median']:.1f}/{row['pool_fitness_max']:.1f}",
+                    sps=f"{row['steps_per_s']:.2e}",
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+        fme.backend.close()
+    runlog.save_checkpoint(ckpt, *fme.state())
+    from .plot import plot_runs
+
+    plot_runs([out], out / "pool_reward.png")
+    return out
+
+
+def _progress(cfg: Config):
+    if not cfg.progress:
+        return None
+    from tqdm import tqdm
+
+    total = cfg.total_steps or cfg.generations * cfg.batch * cfg.lifetime
+    return tqdm(total=total, unit="step", unit_scale=True, desc=f"FME {cfg.env}", leave=True)
