@@ -95,6 +95,16 @@ class Config:
         need(self.temperature > 0, f"--temperature must be > 0, got {self.temperature}")
         need(self.twin in ("auto", "off"), f"--twin must be auto or off, got {self.twin!r}")
         need(self.checkpoint_every >= 1, "--checkpoint-every must be >= 1")
+        from .backends import BACKENDS
+        from .pool import SELECTIONS
+        from .srwm import BETAS
+
+        for flag, value, names in [
+            ("--backend", self.backend, BACKENDS),
+            ("--selection", self.selection, SELECTIONS),
+            ("--beta", self.beta, BETAS),
+        ]:
+            need(value in names, f"unknown {flag} {value!r}; choose from {', '.join(sorted(names))}")
         return self
 
     @property

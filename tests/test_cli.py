@@ -1,0 +1,94 @@
+"""The CLI end to end, as a user runs it, and its answers to bad input."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SHORT = ["--batch", "16", "--pool-size", "32", "--lifetime", "50", "--generations", "4", "--no-progress"]
+
+
+def srml(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "srml", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_run_writes_the_four_files_and_plot_overlays(tmp_path):
+    out = tmp_path / "run"
+    p = srml("run", "--env", "CartPole-v1", *SHORT, "--out", out)
+    assert p.returncode == 0, p.stderr
+    for name in ("config.toml", "log.jsonl", "pool.npz", "pool_reward.png"):
+        assert (out / name).stat().st_size > 0, name
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == [1, 2, 3, 4]
+    keys = {"generation", "env_steps", "wall_s", "steps_per_s", "pool_size", "pool_fitness_min",
+            "pool_fitness_mean", "pool_fitness_median", "pool_fitness_max", "batch_fitness_mean"}
+    assert keys <= rows[0].keys()
+    assert rows[-1]["env_steps"] == 4 * 16 * 50
+    assert 'env = "CartPole-v1"' in (out / "config.toml").read_text()
+    assert (out / "pool_reward.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    p = srml("run", *SHORT, "--seed", "1", "--out", tmp_path / "run2")
+    assert p.returncode == 0, p.stderr
+    png = tmp_path / "both.png"
+    p = srml("plot", out, tmp_path / "run2", "-o", png)
+    assert p.returncode == 0, p.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_config_file_and_flags(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(textwrap.dedent("""
+        env = "Acrobot-v1"
+        batch = 8
+        pool_size = 16
+        lifetime = 20
+        generations = 2
+        progress = false
+    """))
+    out = tmp_path / "r"
+    p = srml("run", "--config", cfg, "--lifetime", "30", "--out", out)
+    assert p.returncode == 0, p.stderr
+    text = (out / "config.toml").read_text()
+    assert 'env = "Acrobot-v1"' in text and "lifetime = 30" in text and "batch = 8" in text
+
+
+BAD = [
+    (["--env", "NoSuchEnv-v0"], "NoSuchEnv"),
+    (["--batch", "64", "--pool-size", "10"], "larger than --pool-size"),
+    (["--lifetime", "0"], "lifetime"),
+    (["--lifetime", "-5"], "lifetime"),
+    (["--selection", "best"], "selection"),
+    (["--backend", "fortran"], "backend"),
+    (["--env", "srml_test/DictObs-v0"], "Dict"),
+    (["--no-such-flag"], "no-such-flag"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD, ids=[b[1] for b in BAD])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
+    out = tmp_path / "never"
+    # the custom env with a Dict observation space is registered by a tiny module
+    (tmp_path / "dictenv.py").write_text(textwrap.dedent("""
+        import gymnasium as gym
+        class DictObs(gym.Env):
+            observation_space = gym.spaces.Dict({"a": gym.spaces.Discrete(2)})
+            action_space = gym.spaces.Discrete(2)
+        gym.register("srml_test/DictObs-v0", entry_point=DictObs)
+    """))
+    cmd = [*args]
+    if "srml_test/DictObs-v0" in args:
+        cmd[cmd.index("srml_test/DictObs-v0")] = "dictenv:srml_test/DictObs-v0"
+    p = subprocess.run(
+        [sys.executable, "-m", "srml", "run", *SHORT, "--out", str(out), *cmd],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert needle in lines[0] and "Traceback" not in p.stderr
+    assert not out.exists()  # a failed start leaves nothing behind
