@@ -94,6 +94,8 @@ def cmd_plot(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # so `--env mymodule:MyEnv-v0` finds ./mymodule.py
     try:
         args = build_parser().parse_args(argv)
         return {"run": cmd_run, "plot": cmd_plot}[args.command](args)

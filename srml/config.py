@@ -34,7 +34,7 @@ class Config:
     """B: genomes drawn from the pool and executed together each generation."""
     lifetime: int = 500
     """S: env steps in one execution of a genome; episodes inside it do not reset the weights."""
-    total_steps: int = 10_000_000
+    total_steps: int = 20_000_000
     """Stop after this many agent-steps (B * S per generation); 0 means no limit."""
     generations: int = 0
     """Stop after this many generations; 0 means no limit. The first limit reached stops."""
@@ -43,9 +43,9 @@ class Config:
     temperature: float = 1.0
     """softmax selection: temperature in units of the pool's fitness standard deviation."""
     founders: int = 0
-    """K random genomes that start the pool, each evaluated before it competes; 0 means B."""
-    init_std: float = 0.1
-    """Standard deviation of the founders' weights."""
+    """K random genomes that start the pool, each evaluated before it competes; 0 fills the pool."""
+    init_std: float = 2.0
+    """Standard deviation of the founders' weights (small weights give near-random policies)."""
     sigma: float = 0.0
     """Gaussian mutation noise added to drawn genomes; 0 is pure FME (baselines only)."""
     hidden: list[int] = field(default_factory=list)
@@ -104,12 +104,14 @@ class Config:
             ("--selection", self.selection, SELECTIONS),
             ("--beta", self.beta, BETAS),
         ]:
-            need(value in names, f"unknown {flag} {value!r}; choose from {', '.join(sorted(names))}")
+            need(
+                value in names, f"unknown {flag} {value!r}; choose from {', '.join(sorted(names))}"
+            )
         return self
 
     @property
     def n_founders(self) -> int:
-        return self.founders or self.batch
+        return self.founders or self.pool_size
 
     def to_toml(self) -> str:
         return tomli_w.dumps(asdict(self))

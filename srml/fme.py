@@ -21,20 +21,21 @@ from .srwm import Codec, Layout
 
 def make_task(cfg: Config) -> Task:
     """Resolve the env (and its compiled twin, if any) and the network shape."""
-    from .backends.base import env_spaces
+    from .backends.base import env_spaces, resolve_env_id
 
+    env_id = resolve_env_id(cfg.env)
     twin = None
     if cfg.twin == "auto":
         from . import envs
 
-        twin = envs.get_twin(cfg.env, **cfg.env_kwargs) if hasattr(envs, "get_twin") else None
+        twin = envs.get_twin(env_id, **cfg.env_kwargs) if hasattr(envs, "get_twin") else None
     if twin is not None:
         obs_space, act_space = twin.observation_space, twin.action_space
     else:
-        obs_space, act_space = env_spaces(cfg.env, cfg.env_kwargs)
+        obs_space, act_space = env_spaces(env_id, cfg.env_kwargs)
     codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag)
     layout = Layout(codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta)
-    return Task(cfg.env, cfg.env_kwargs, cfg.lifetime, cfg.sample_actions, codec, layout, twin)
+    return Task(env_id, cfg.env_kwargs, cfg.lifetime, cfg.sample_actions, codec, layout, twin)
 
 
 class FME:

@@ -148,7 +148,10 @@ class Pool:
         f = self.fitness[: self.size]
         f = f[np.isfinite(f)]
         if len(f) == 0:
-            return {k: float("nan") for k in ("min", "q10", "q25", "median", "q75", "q90", "mean", "max")}
+            return {
+                k: float("nan")
+                for k in ("min", "q10", "q25", "median", "q75", "q90", "mean", "max")
+            }
         q10, q25, med, q75, q90 = np.quantile(f, [0.1, 0.25, 0.5, 0.75, 0.9])
         return {
             "min": float(f.min()),

@@ -115,7 +115,8 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+    # the tanh form never overflows (1 / (1 + exp(-z)) does for z << 0)
+    return 0.5 + 0.5 * np.tanh(0.5 * z)
 
 
 def layer_step(W: np.ndarray, x: np.ndarray, L: LayerShape, active=None) -> np.ndarray:

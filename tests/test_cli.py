@@ -7,12 +7,26 @@ import textwrap
 
 import pytest
 
-SHORT = ["--batch", "16", "--pool-size", "32", "--lifetime", "50", "--generations", "4", "--no-progress"]
+SHORT = [
+    "--batch",
+    "16",
+    "--pool-size",
+    "32",
+    "--lifetime",
+    "50",
+    "--generations",
+    "4",
+    "--no-progress",
+]
 
 
 def srml(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "srml", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "srml", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -24,8 +38,18 @@ def test_run_writes_the_four_files_and_plot_overlays(tmp_path):
         assert (out / name).stat().st_size > 0, name
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in rows] == [1, 2, 3, 4]
-    keys = {"generation", "env_steps", "wall_s", "steps_per_s", "pool_size", "pool_fitness_min",
-            "pool_fitness_mean", "pool_fitness_median", "pool_fitness_max", "batch_fitness_mean"}
+    keys = {
+        "generation",
+        "env_steps",
+        "wall_s",
+        "steps_per_s",
+        "pool_size",
+        "pool_fitness_min",
+        "pool_fitness_mean",
+        "pool_fitness_median",
+        "pool_fitness_max",
+        "batch_fitness_mean",
+    }
     assert keys <= rows[0].keys()
     assert rows[-1]["env_steps"] == 4 * 16 * 50
     assert 'env = "CartPole-v1"' in (out / "config.toml").read_text()
@@ -41,14 +65,16 @@ def test_run_writes_the_four_files_and_plot_overlays(tmp_path):
 
 def test_config_file_and_flags(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(textwrap.dedent("""
+    cfg.write_text(
+        textwrap.dedent("""
         env = "Acrobot-v1"
         batch = 8
         pool_size = 16
         lifetime = 20
         generations = 2
         progress = false
-    """))
+    """)
+    )
     out = tmp_path / "r"
     p = srml("run", "--config", cfg, "--lifetime", "30", "--out", out)
     assert p.returncode == 0, p.stderr
@@ -72,19 +98,24 @@ BAD = [
 def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
     out = tmp_path / "never"
     # the custom env with a Dict observation space is registered by a tiny module
-    (tmp_path / "dictenv.py").write_text(textwrap.dedent("""
+    (tmp_path / "dictenv.py").write_text(
+        textwrap.dedent("""
         import gymnasium as gym
         class DictObs(gym.Env):
             observation_space = gym.spaces.Dict({"a": gym.spaces.Discrete(2)})
             action_space = gym.spaces.Discrete(2)
         gym.register("srml_test/DictObs-v0", entry_point=DictObs)
-    """))
+    """)
+    )
     cmd = [*args]
     if "srml_test/DictObs-v0" in args:
         cmd[cmd.index("srml_test/DictObs-v0")] = "dictenv:srml_test/DictObs-v0"
     p = subprocess.run(
         [sys.executable, "-m", "srml", "run", *SHORT, "--out", str(out), *cmd],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
         env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)},
     )
     assert p.returncode == 2, p.stderr
@@ -92,3 +123,24 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
     assert len(lines) == 1, p.stderr
     assert needle in lines[0] and "Traceback" not in p.stderr
     assert not out.exists()  # a failed start leaves nothing behind
+
+
+def test_readme_custom_env_example_runs_as_printed(tmp_path):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    code = next(
+        b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "class GuessSign" in b
+    )
+    cmd = next(
+        line for line in re.findall(r"```bash\n(.*?)```", readme, re.S) if "GuessSign" in line
+    )
+    (tmp_path / "myenv.py").write_text(code)
+    args = cmd.split()[1:]  # drop the leading "srml"
+    args[args.index("--total-steps") + 1] = "20000"  # same command, a test-sized budget
+    p = srml(
+        *args, "--batch", "20", "--pool-size", "40", "--no-progress", "--out", "r", cwd=tmp_path
+    )
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "r" / "pool_reward.png").exists()

@@ -77,7 +77,9 @@ def test_sampling_marks_members_used_and_lineage_is_kept():
     pool.insert(np.zeros((3, 2), np.float32), np.array([1.0, 2, 3]), founder=np.array([0, 1, 2]))
     idx = pool.sample(np.random.default_rng(0), 2)
     assert np.all(pool.last_used[idx] == pool.clock)
-    rows = pool.insert(np.ones((2, 2), np.float32), np.array([5.0, 6]), pool.ids[idx], pool.founder[idx], born=1)
+    rows = pool.insert(
+        np.ones((2, 2), np.float32), np.array([5.0, 6]), pool.ids[idx], pool.founder[idx], born=1
+    )
     np.testing.assert_array_equal(pool.parent[rows], pool.ids[idx])
     np.testing.assert_array_equal(pool.founder[rows], pool.founder[idx])
     assert len(set(pool.ids[: pool.size])) == pool.size  # ids are unique

@@ -62,7 +62,9 @@ def test_heads_are_block_diagonal_and_layers_stack():
                 h = np.tanh(h)
             outs = []
             for k in range(H):
-                yk, W[n][k] = one_agent_step(W[n][k], h[k * L.head_in : (k + 1) * L.head_in], L.head_out)
+                yk, W[n][k] = one_agent_step(
+                    W[n][k], h[k * L.head_in : (k + 1) * L.head_in], L.head_out
+                )
                 outs.append(yk)
             h = np.concatenate(outs)
         np.testing.assert_allclose(y[0], h[:d_out], rtol=1e-4, atol=1e-5)
@@ -79,12 +81,22 @@ def test_inactive_lanes_keep_their_weights():
 def test_codec_encodes_inputs_in_order():
     c = Codec(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(3))
     assert c.d_in == 2 + 3 + 1 + 1 + 1
-    x = c.encode(np.array([[0.5, -0.5], [1, 1]]), np.array([2, -1]), np.array([3.0, 0]), np.array([0, 1]), 9)
+    x = c.encode(
+        np.array([[0.5, -0.5], [1, 1]]), np.array([2, -1]), np.array([3.0, 0]), np.array([0, 1]), 9
+    )
     np.testing.assert_array_equal(x[0], [0.5, -0.5, 0, 0, 1, 3, 0, 1, 0])
     np.testing.assert_array_equal(x[1], [1, 1, 0, 0, 0, 0, 1, 1, 0])
-    d = Codec(gym.spaces.Discrete(4, start=1), gym.spaces.Box(-2, 2, (1,)), reward_input=False, episode_flag=False)
+    d = Codec(
+        gym.spaces.Discrete(4, start=1),
+        gym.spaces.Box(-2, 2, (1,)),
+        reward_input=False,
+        episode_flag=False,
+    )
     assert d.d_in == 4 + 1 + 1
-    np.testing.assert_array_equal(d.encode(np.array([4]), np.array([[0.25]]), np.zeros(1), np.ones(1), 6)[0], [0, 0, 0, 1, 0.25, 1])
+    np.testing.assert_array_equal(
+        d.encode(np.array([4]), np.array([[0.25]]), np.zeros(1), np.ones(1), 6)[0],
+        [0, 0, 0, 1, 0.25, 1],
+    )
 
 
 def test_codec_decodes_actions():
@@ -92,8 +104,13 @@ def test_codec_decodes_actions():
     y = np.array([[0.0, 5.0, 0.0], [9.0, 0.0, 0.0]], np.float32)
     np.testing.assert_array_equal(c.decode(y, None, sample=False), [1, 0])
     # sampling: u below the first cumulative probability picks action 0, near 1 the last
-    np.testing.assert_array_equal(c.decode(np.zeros((2, 3), np.float32), np.array([0.1, 0.999]), True), [0, 2])
-    box = Codec(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(np.array([-2, 0]), np.array([2, 10]), dtype=np.float32))
+    np.testing.assert_array_equal(
+        c.decode(np.zeros((2, 3), np.float32), np.array([0.1, 0.999]), True), [0, 2]
+    )
+    box = Codec(
+        gym.spaces.Box(-1, 1, (2,)),
+        gym.spaces.Box(np.array([-2, 0]), np.array([2, 10]), dtype=np.float32),
+    )
     a = box.decode(np.array([[0.0, 100.0], [-100.0, 0.0]], np.float32), None, False)
     np.testing.assert_allclose(a, [[0, 10], [-2, 5]], atol=1e-6)
     assert a.dtype == np.float32

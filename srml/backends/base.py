@@ -8,6 +8,7 @@ counter-based RNG in :mod:`srml.rng`, keyed by (generation seed, lane).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -50,11 +51,23 @@ def finalize(genomes, returns, episodes, env_steps, actions=None) -> Rollout:
     return Rollout(genomes, fitness, episodes, env_steps, int(bad.sum()), actions)
 
 
+def resolve_env_id(env_id: str) -> str:
+    """'module:EnvId' imports module (which registers the env) and returns 'EnvId'."""
+    if ":" not in env_id:
+        return env_id
+    module, _, name = env_id.partition(":")
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise SrmlError(f"cannot import {module!r} for env {name!r}: {e}") from None
+    return name
+
+
 def env_spaces(env_id: str, env_kwargs: dict) -> tuple[gym.Space, gym.Space]:
     """Observation and action space of one env, with Gymnasium's errors made one line."""
     try:
         env = gym.make(env_id, **env_kwargs)
-    except gym.error.Error as e:  # NameNotFound, VersionNotFound, DependencyNotInstalled ...
+    except (gym.error.Error, ModuleNotFoundError) as e:  # NameNotFound, a missing module ...
         raise SrmlError(f"cannot make env {env_id!r}: {e}") from None
     except TypeError as e:
         raise SrmlError(f"bad env kwargs for {env_id!r}: {e}") from None
