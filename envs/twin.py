@@ -22,10 +22,15 @@ parameters an episode depends on (e.g. a bandit's arm probabilities) live in
 
 ``Twin.make_kernels(jit)`` builds (and caches per twin parameters and ``jit``)
 the pair ``(reset, step)``. ``jit`` may be ``None`` / ``"python"`` (plain
-Python), ``numba.njit`` / ``"njit"`` (CPU, with numba's on-disk cache), a
+Python), ``numba.njit`` / ``"njit"`` (CPU), a
 ``numba.cuda.jit(device=True)`` decorator or ``"cuda"`` (a cached CUDA device
 decorator: pass the string, or the same decorator object every time, to reuse
 compiled kernels), or any other decorator.
+
+Kernels are compiled once per process, not cached on disk: numba keys the
+disk cache of a closure on a pickle of its cells, and a cell holding another
+compiled function pickles with a per-process id, so every run would miss and
+add files to ``__pycache__``.
 
 ``TwinEnv`` and ``TwinVectorEnv`` wrap a twin as a Gymnasium ``Env`` and
 ``VectorEnv`` (the vector env steps every lane in one compiled call).
@@ -87,22 +92,19 @@ _NAMED_JITS: dict[str, Any] = {}
 def resolve_jit(jit):
     """Map a jit spec to a decorator (or None for plain Python).
 
-    ``None``/``"python"`` -> None; ``numba.njit``/``"njit"`` -> ``numba.njit(cache=True)``
-    (one shared object, so kernels are cached on disk and in memory);
-    ``"cuda"`` -> one shared ``numba.cuda.jit(device=True)``; anything else is
-    returned as is.
+    ``None``/``"python"`` -> None; ``"njit"`` -> ``numba.njit``; ``"cuda"`` -> one
+    shared ``numba.cuda.jit(device=True)`` (so its kernels are built once);
+    anything else is returned as is.
     """
     if jit is None or (isinstance(jit, str) and jit == "python"):
         return None
     import numba
 
-    if jit is numba.njit:
-        jit = "njit"
     if isinstance(jit, str):
         with _JIT_LOCK:
             if jit not in _NAMED_JITS:
                 if jit == "njit":
-                    _NAMED_JITS[jit] = numba.njit(cache=True)
+                    _NAMED_JITS[jit] = numba.njit
                 elif jit == "cuda":
                     from numba import cuda
 

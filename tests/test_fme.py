@@ -83,7 +83,7 @@ def test_mutation_noise_only_when_asked(sigma):
         Config(seed=0, generations=2, founders=128, sigma=sigma, **SMALL), backend=IdentityBackend()
     )
     fme.step()
-    parents = {i: g for i, g in zip(fme.pool.ids[:128], fme.pool.genomes[:128])}
+    parents = {i: g for i, g in zip(fme.pool.ids[:128], fme.pool.genomes[:128], strict=True)}
     fme.step()
     rows = np.flatnonzero(fme.pool.parent[: fme.pool.size] >= 0)
     diff = np.stack([fme.pool.genomes[r] - parents[fme.pool.parent[r]] for r in rows])
