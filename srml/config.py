@@ -56,6 +56,8 @@ class Config:
     """SRWM learning rates: single (one per head) or per_block (one per row block y, k, q, b)."""
     sample_actions: bool = True
     """Discrete actions sampled from softmax(logits); false takes the argmax."""
+    self_modify: bool = True
+    """Let the SRWM rewrite its weights each step; false freezes them (hill-climber baseline)."""
     reward_input: bool = True
     """Feed the previous reward to the network (what lets it learn within its lifetime)."""
     episode_flag: bool = True

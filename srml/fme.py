@@ -25,17 +25,29 @@ def make_task(cfg: Config) -> Task:
 
     env_id = resolve_env_id(cfg.env)
     twin = None
-    if cfg.twin == "auto":
+    if cfg.twin == "auto":  # Gymnasium's id runs on srml's twin, whose dynamics match it (tested)
         from . import envs
 
-        twin = envs.get_twin(env_id, **cfg.env_kwargs) if hasattr(envs, "get_twin") else None
+        twin = envs.get_twin(env_id, **cfg.env_kwargs) or envs.get_twin(
+            "srml/" + env_id, **cfg.env_kwargs
+        )
     if twin is not None:
+        env_id = twin.id
         obs_space, act_space = twin.observation_space, twin.action_space
     else:
         obs_space, act_space = env_spaces(env_id, cfg.env_kwargs)
     codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag)
     layout = Layout(codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta)
-    return Task(env_id, cfg.env_kwargs, cfg.lifetime, cfg.sample_actions, codec, layout, twin)
+    return Task(
+        env_id,
+        cfg.env_kwargs,
+        cfg.lifetime,
+        cfg.sample_actions,
+        codec,
+        layout,
+        twin,
+        cfg.self_modify,
+    )
 
 
 class FME:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +48,12 @@ def run(cfg: Config, out: Path | None = None) -> Path:
     cfg.out = str(out)
     cfg.save(out / "config.toml")
     log_path, ckpt = out / "log.jsonl", out / "pool.npz"
+    if fme.task.env_id != cfg.env and fme.task.twin is not None:
+        print(
+            f"srml: {cfg.env} runs on srml's compiled twin {fme.task.env_id} "
+            "(--twin off runs Gymnasium's own)",
+            file=sys.stderr,
+        )
     bar = _progress(cfg)
     t0 = time.perf_counter()
     try:
@@ -55,6 +62,8 @@ def run(cfg: Config, out: Path | None = None) -> Path:
             res = fme.step()
             now = time.perf_counter()
             row = log_row(fme, res, now - t0, now - g0)
+            if fme.generation == 1:  # say once what actually ran
+                row |= {"env_id": fme.task.env_id, "backend": fme.backend.name}
             runlog.append_line(log_path, row)
             if fme.generation % cfg.checkpoint_every == 0:
                 runlog.save_checkpoint(ckpt, *fme.state())

@@ -29,6 +29,7 @@ class Task:
     codec: Codec
     layout: Layout
     twin: object | None = None  # srml.envs.Twin when the env has a compiled twin
+    self_modify: bool = True  # False freezes the weights (baselines)
 
 
 @dataclass
@@ -41,14 +42,19 @@ class Rollout:
     env_steps: int  # agent-steps taken, B * S
     nonfinite: int = 0  # genomes whose weights or rewards became NaN/inf
     actions: np.ndarray | None = field(default=None, repr=False)  # (S, B, ...) when recorded
+    rewards: np.ndarray | None = field(default=None, repr=False)  # (S, B) when recorded
+    firsts: np.ndarray | None = field(default=None, repr=False)  # (S, B) episode-start flags
 
 
-def finalize(genomes, returns, episodes, env_steps, actions=None) -> Rollout:
+def finalize(genomes, returns, episodes, env_steps, trace=None) -> Rollout:
     """Fitness from returns; a genome whose weights or return are not finite gets -inf."""
     fitness = returns / np.maximum(episodes, 1)
     bad = ~np.isfinite(fitness) | ~np.isfinite(genomes).all(axis=1)
     fitness = np.where(bad, -np.inf, fitness)
-    return Rollout(genomes, fitness, episodes, env_steps, int(bad.sum()), actions)
+    res = Rollout(genomes, fitness, episodes, env_steps, int(bad.sum()))
+    if trace is not None:  # (actions, rewards, firsts), each a list over steps
+        res.actions, res.rewards, res.firsts = (np.stack(v) for v in trace)
+    return res
 
 
 def resolve_env_id(env_id: str) -> str:

@@ -63,20 +63,25 @@ class NumpyBackend:
         first = np.ones(b, bool)  # the step about to be taken begins an episode
         skip = np.zeros(b, bool)  # NEXT_STEP envs: this call only resets the lane
         returns, episodes = np.zeros(b), np.zeros(b, np.int64)
-        actions = []
+        trace = ([], [], []) if record else None
+        frozen = np.zeros(b)
         for step in range(t.lifetime):
             act_now = ~skip
             x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in)
-            y = forward(views, t.layout, x, active=None if not skip.any() else act_now)
+            active = frozen if not t.self_modify else (act_now if skip.any() else None)
+            y = forward(views, t.layout, x, active)
             u = rng.uniforms(keys, rng.STREAM_ACTION, step)
             a = t.codec.decode(y, u, t.sample_actions)
-            if record:
-                actions.append(a)
             try:
                 obs, r, term, trunc, _ = self.venv.step(a)
             except Exception as e:  # an env bug must not look like ours
                 raise SrmlError(f"env {t.env_id!r} raised in step: {type(e).__name__}: {e}") from e
             r = np.asarray(r, np.float64)
+            if record:
+                for store, v in zip(
+                    trace, (a, np.where(act_now, r, 0.0), first & act_now), strict=True
+                ):
+                    store.append(v)
             episodes += first & act_now
             returns += np.where(act_now, r, 0.0)
             prev_act = np.where(act_now.reshape((b,) + (1,) * (a.ndim - 1)), a, prev_act)
@@ -86,8 +91,7 @@ class NumpyBackend:
                 first, skip = skip.copy(), done  # after a reset call, the new episode begins
             else:
                 first = done
-        acts = np.stack(actions) if record else None
-        return finalize(genomes, returns, episodes, b * t.lifetime, acts)
+        return finalize(genomes, returns, episodes, b * t.lifetime, trace)
 
     def close(self):
         self.venv.close()
