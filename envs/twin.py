@@ -62,9 +62,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Twin:
-    """Description of a compiled environment twin (see the module docstring)."""
+    """Description of a compiled environment twin (see the module docstring).
+
+    Factories return one Twin object per distinct kwargs, so Twins compare and
+    hash by identity (``eq=False``: ``params`` is a dict and could not be hashed).
+    """
 
     id: str  # "srml/CartPole-v1"
     gym_id: str | None  # Gymnasium reference id, e.g. "CartPole-v1"; None for bandits
@@ -287,7 +291,11 @@ def _seed_from(np_random: np.random.Generator) -> int:
     return int(np_random.integers(0, 2**63 - 1))
 
 
-def _twin_from(cls, twin, kwargs) -> Twin:
+def _twin_from(cls, twin, kwargs, no_time_limit=False) -> Twin:
+    """The Twin given, or built from a registered id (or the class's factory) and kwargs.
+
+    ``no_time_limit``: default ``max_episode_steps`` to 0 where the factory has it.
+    """
     if isinstance(twin, Twin):
         if kwargs:
             raise TypeError("pass either a Twin or env kwargs, not both")
@@ -297,10 +305,14 @@ def _twin_from(cls, twin, kwargs) -> Twin:
 
         if twin not in TWINS:
             raise ValueError(f"no twin registered as {twin!r}; known: {sorted(TWINS)}")
-        return TWINS[twin](**kwargs)
-    if cls.factory is None:
-        raise TypeError(f"{cls.__name__} needs a twin (a Twin or a registered id)")
-    return cls.factory(**kwargs)
+        factory = TWINS[twin]
+    elif twin is None and cls.factory is not None:
+        factory = cls.factory
+    else:
+        raise TypeError(f"{cls.__name__} needs a twin (a Twin or a registered id), got {twin!r}")
+    if no_time_limit and "max_episode_steps" in inspect.signature(factory).parameters:
+        kwargs = {"max_episode_steps": 0, **kwargs}
+    return factory(**kwargs)
 
 
 def _check_render_mode(render_mode):
@@ -335,17 +347,7 @@ class TwinEnv(gymnasium.Env):
     def __init__(self, twin: Twin | str | None = None, render_mode: str | None = None, **kwargs):
         _check_render_mode(render_mode)
         self.render_mode = None
-        factory = type(self).factory
-        if twin is None and factory is not None:
-            if "max_episode_steps" in inspect.signature(factory).parameters:
-                kwargs.setdefault("max_episode_steps", 0)
-        elif isinstance(twin, str):
-            from . import TWINS
-
-            f = TWINS.get(twin)
-            if f is not None and "max_episode_steps" in inspect.signature(f).parameters:
-                kwargs.setdefault("max_episode_steps", 0)
-        self.twin = _twin_from(type(self), twin, kwargs)
+        self.twin = _twin_from(type(self), twin, kwargs, no_time_limit=True)
         self.observation_space = self.twin.observation_space
         self.action_space = self.twin.action_space
         self._reset_kernel, self._step_kernel = self.twin.make_kernels("njit")

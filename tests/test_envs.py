@@ -171,6 +171,7 @@ def test_registry_and_get_twin():
     assert a is get_twin("srml/CartPole-v1", max_episode_steps=500)
     assert a is not get_twin("srml/CartPole-v1", max_episode_steps=100)
     assert a.make_kernels("njit") is a.make_kernels("njit")
+    assert len({a, get_twin("srml/CartPole-v1")}) == 1  # hashable, one object per kwargs
     with pytest.raises(TypeError):
         get_twin("srml/CartPole-v1", no_such_kwarg=1)
     with pytest.raises(ValueError):
@@ -368,6 +369,10 @@ def test_vector_env_reset_without_seed_starts_next_episode():
     o2, _ = env.reset(seed=3)
     np.testing.assert_array_equal(o0, o2)
     np.testing.assert_array_equal(env.episodes, 0)
+    # A list of seeds gives lane i the key lane_keys(seeds[i], i).
+    o3, _ = env.reset(seed=[3, 4, 5, 6])
+    np.testing.assert_array_equal(o3[0], o0[0])
+    np.testing.assert_array_equal(env.keys, lane_keys(np.array([3, 4, 5, 6]), np.arange(4)))
     # Unseeded first reset: seeded from np_random, still valid observations.
     fresh = TwinVectorEnv(4, twin="srml/CartPole-v1")
     o, _ = fresh.reset()
