@@ -11,6 +11,7 @@ from .base import Rollout, Task
 # name -> "module:Class"
 BACKENDS = {
     "numpy": "srml.backends.numpy_backend:NumpyBackend",
+    "numba": "srml.backends.numba_backend:NumbaBackend",
 }
 
 

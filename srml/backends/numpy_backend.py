@@ -38,6 +38,10 @@ def make_vector_env(env_id: str, n: int, env_kwargs: dict) -> gym.vector.VectorE
     )
 
 
+def _reference_forward(genomes, views, layout, x, active):
+    return forward(views, layout, x, active)
+
+
 class NumpyBackend:
     name = "numpy"
 
@@ -50,6 +54,7 @@ class NumpyBackend:
                 f"env {task.env_id!r} uses autoreset mode {mode}, which srml cannot run"
             )
         self.next_step_reset = mode == AutoresetMode.NEXT_STEP
+        self.forward = _reference_forward  # the numba backend swaps in a compiled one
 
     def run(self, genomes: np.ndarray, seed: int, record: bool = False) -> Rollout:
         t, b = self.task, len(genomes)
@@ -69,7 +74,7 @@ class NumpyBackend:
             act_now = ~skip
             x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in)
             active = frozen if not t.self_modify else (act_now if skip.any() else None)
-            y = forward(views, t.layout, x, active)
+            y = self.forward(genomes, views, t.layout, x, active)
             u = rng.uniforms(keys, rng.STREAM_ACTION, step)
             a = t.codec.decode(y, u, t.sample_actions)
             try:

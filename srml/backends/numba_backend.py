@@ -1,0 +1,155 @@
+"""The numba backend (CPU, the default).
+
+- Fused path (the env has a compiled twin): ONE compiled call runs a whole
+  generation; agents in parallel over threads (``prange``), the lifetime inside
+  the kernel, each genome's weights in cache for all of it.
+- Generic path (any other Gymnasium env): the numpy backend's loop, with the
+  SRWM step replaced by a compiled, thread-parallel one.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .. import rng
+from ..errors import SrmlError
+from ..kernels import NetSpec, make_agent_kernel, make_srwm_kernel
+from .base import Rollout, Task, finalize
+from .numpy_backend import NumpyBackend
+
+_CACHE: dict = {}
+
+
+def _scratch(spec: NetSpec, twin):
+    """Per-agent buffers, allocated inside the parallel loop (one set per agent)."""
+    return spec.max_width, spec.max_rows, spec.max_head_in, max(spec.max_head_in, spec.act_dim)
+
+
+def fused_generation(spec: NetSpec, twin):
+    """Compiled ``generation(genomes, keys, lifetime, sample, self_modify, record, rec_*)``."""
+    key = ("fused", spec, twin.id, tuple(sorted(twin.params.items())))
+    if key in _CACHE:
+        return _CACHE[key]
+    run_agent = make_agent_kernel(spec, twin, numba.njit, "njit")
+    width, rows, hin, pdim = _scratch(spec, twin)
+    state_dim, obs_dim, act_dim, d_in = twin.state_dim, twin.obs_dim, spec.act_dim, spec.d_in
+    n_beta = spec.n_beta
+
+    @numba.njit(parallel=True)
+    def generation(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f):
+        b = genomes.shape[0]
+        returns = np.zeros(b)
+        episodes = np.zeros(b, np.int64)
+        for i in numba.prange(b):
+            state = np.empty(state_dim)
+            obs = np.empty(obs_dim, np.float32)
+            x = np.empty(d_in, np.float32)
+            h0 = np.empty(width, np.float32)
+            h1 = np.empty(width, np.float32)
+            out = np.empty(rows, np.float32)
+            pk = np.empty(pdim, np.float32)
+            pq = np.empty(pdim, np.float32)
+            lr = np.empty(n_beta, np.float32)
+            y = np.empty(act_dim, np.float32)
+            act = np.empty(act_dim, np.float32)
+            ret, eps = run_agent(
+                genomes[i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1,
+                out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record,
+            )  # fmt: skip
+            returns[i] = ret
+            episodes[i] = eps
+        return returns, episodes
+
+    _CACHE[key] = generation
+    return generation
+
+
+def batched_srwm(spec: NetSpec):
+    """Compiled ``forward(genomes, x, active, y)`` over the population, in parallel."""
+    key = ("srwm", spec)
+    if key in _CACHE:
+        return _CACHE[key]
+    srwm_forward = make_srwm_kernel(spec, numba.njit)
+    width, rows, hin, pdim = _scratch(spec, None)
+    n_beta, d_out = spec.n_beta, spec.act_dim
+
+    @numba.njit(parallel=True)
+    def forward(genomes, x, active, self_modify, y):
+        for i in numba.prange(genomes.shape[0]):
+            h0 = np.empty(width, np.float32)
+            h1 = np.empty(width, np.float32)
+            out = np.empty(rows, np.float32)
+            pk = np.empty(pdim, np.float32)
+            pq = np.empty(pdim, np.float32)
+            lr = np.empty(n_beta, np.float32)
+            srwm_forward(genomes[i], x[i], h0, h1, out, pk, pq, lr, y[i], self_modify and active[i])
+        return y
+
+    _CACHE[key] = forward
+    _ = d_out
+    return forward
+
+
+def trace_buffers(record: bool, lifetime: int, b: int, act_dim: int):
+    if record:
+        return (
+            np.zeros((lifetime, b, act_dim), np.float32),
+            np.zeros((lifetime, b)),
+            np.zeros((lifetime, b), np.bool_),
+        )
+    return np.zeros((1, 1, 1), np.float32), np.zeros((1, 1)), np.zeros((1, 1), np.bool_)
+
+
+def actions_from(rec_a: np.ndarray, task: Task) -> np.ndarray:
+    """Recorded float32 actions in the shape and dtype the numpy backend records."""
+    if task.codec.discrete_act:
+        return rec_a[..., 0].astype(np.int64)
+    s, b = rec_a.shape[:2]
+    return rec_a.reshape((s, b, *task.codec.act_space.shape)).astype(task.codec.act_space.dtype)
+
+
+class NumbaBackend:
+    name = "numba"
+
+    def __init__(self, task: Task, batch: int, threads: int = 0):
+        self.task, self.batch = task, batch
+        if threads:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        self.threads = numba.get_num_threads()
+        self.spec = NetSpec.of(task.layout, task.codec)
+        if task.twin is not None:
+            self.generic = None
+            self.generation = fused_generation(self.spec, task.twin)
+        else:
+            self.generic = NumpyBackend(task, batch)
+            self.generic.forward = self._compiled_forward(batched_srwm(self.spec))
+
+    def _compiled_forward(self, forward):
+        spec, b = self.spec, self.batch
+
+        def call(genomes, views, layout, x, active):
+            act = np.ones(b, np.bool_) if active is None else np.asarray(active) > 0
+            y = np.empty((b, spec.act_dim), np.float32)
+            return forward(genomes, x, act, self.task.self_modify, y)
+
+        return call
+
+    def run(self, genomes: np.ndarray, seed: int, record: bool = False) -> Rollout:
+        if self.generic is not None:
+            return self.generic.run(genomes, seed, record)
+        t, b = self.task, len(genomes)
+        if b != self.batch:
+            raise SrmlError(f"backend built for batch {self.batch}, got {b} genomes")
+        genomes = np.array(genomes, np.float32, order="C", copy=True)
+        keys = rng.lane_keys(seed, np.arange(b))
+        rec_a, rec_r, rec_f = trace_buffers(record, t.lifetime, b, self.spec.act_dim)
+        returns, episodes = self.generation(
+            genomes, keys, t.lifetime, t.sample_actions, t.self_modify, record, rec_a, rec_r, rec_f
+        )
+        trace = (actions_from(rec_a, t), rec_r, rec_f) if record else None
+        return finalize(genomes, returns, episodes, b * t.lifetime, trace)
+
+    def close(self):
+        if self.generic is not None:
+            self.generic.close()

@@ -1,0 +1,248 @@
+"""Compiled SRWM kernels: the numpy reference's arithmetic, one agent at a time.
+
+The same plain-Python source is compiled for the CPU (``numba.njit``) and for
+CUDA (``numba.cuda.jit(device=True)``): ``make_agent_kernels(spec, jit)``
+closes over the network shape and codec as compile-time constants and returns
+
+- ``srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify)``: one step of
+  the whole network on genome ``g`` (float32, rewritten in place); input ``x``,
+  outputs into ``y``. Scratch buffers come from the caller (numpy arrays on the
+  CPU, ``cuda.local.array`` on the GPU), so this compiles for both.
+- ``run_agent(...)``: a whole lifetime of one genome in a compiled env twin
+  (SRWM and environment fused; the genome stays in cache for all S steps).
+
+Arithmetic follows :mod:`srml.srwm` step for step (float32 network, float64
+environment), so results agree with the reference to float tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import rng
+from .srwm import Codec, Layout
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Compile-time constants of a network + codec (hashable: a kernel cache key)."""
+
+    n_layers: int
+    offsets: tuple
+    heads: tuple
+    head_in: tuple
+    head_out: tuple
+    n_beta: int
+    max_width: int
+    max_rows: int
+    max_head_in: int
+    d_in: int  # padded input width
+    obs_dim: int
+    act_dim: int
+    discrete_act: bool
+    reward_input: bool
+    episode_flag: bool
+    low: tuple  # Box action bounds (nan where unbounded)
+    high: tuple
+
+    @classmethod
+    def of(cls, layout: Layout, codec: Codec) -> NetSpec:
+        L = layout.layers
+        widths = [layout.padded_in] + [x.d_out for x in L]
+        if codec.discrete_act:
+            low = high = (0.0,)
+        else:
+            low = tuple(np.where(codec.bounded, codec.low, np.nan).tolist())
+            high = tuple(np.where(codec.bounded, codec.high, np.nan).tolist())
+        return cls(
+            len(L),
+            tuple(x.offset for x in L),
+            tuple(x.heads for x in L),
+            tuple(x.head_in for x in L),
+            tuple(x.head_out for x in L),
+            L[0].n_beta,
+            max(widths),
+            max(x.rows for x in L),
+            max(x.head_in for x in L),
+            layout.padded_in,
+            codec.obs_dim,
+            codec.act_dim,
+            codec.discrete_act,
+            codec.reward_input,
+            codec.episode_flag,
+            low,
+            high,
+        )
+
+
+def make_srwm_kernel(spec: NetSpec, jit):
+    """``srwm_forward`` compiled with ``jit`` (see the module docstring)."""
+    n_layers, n_beta = spec.n_layers, spec.n_beta
+    offsets, heads, head_in, head_out = spec.offsets, spec.heads, spec.head_in, spec.head_out
+    d_out_last = spec.act_dim
+    f0, f05, f1 = np.float32(0.0), np.float32(0.5), np.float32(1.0)
+
+    @jit
+    def srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify):
+        # layer input in h0, output in h1, swapped after each layer
+        for j in range(x.shape[0]):
+            h0[j] = x[j]
+        for li in range(n_layers):
+            H, di, do, off = heads[li], head_in[li], head_out[li], offsets[li]
+            rows = do + 2 * di + n_beta
+            if li > 0:
+                for j in range(H * di):
+                    h0[j] = math.tanh(h0[j])
+            for hd in range(H):
+                base = off + hd * rows * di
+                xo = hd * di
+                for r in range(rows):
+                    acc = f0
+                    for d in range(di):
+                        acc += g[base + r * di + d] * h0[xo + d]
+                    out[r] = acc
+                for r in range(do):
+                    h1[hd * do + r] = out[r]
+                # softmax of k and q (max-shifted, as the reference)
+                mk = out[do]
+                mq = out[do + di]
+                for d in range(1, di):
+                    mk = max(mk, out[do + d])
+                    mq = max(mq, out[do + di + d])
+                sk = f0
+                sq = f0
+                for d in range(di):
+                    pk[d] = math.exp(out[do + d] - mk)
+                    pq[d] = math.exp(out[do + di + d] - mq)
+                    sk += pk[d]
+                    sq += pq[d]
+                for d in range(di):
+                    pk[d] = pk[d] / sk
+                    pq[d] = pq[d] / sq
+                if not self_modify:
+                    continue
+                for j in range(n_beta):
+                    lr[j] = f05 + f05 * math.tanh(f05 * out[do + 2 * di + j])
+                for d in range(di):
+                    pq[d] = pq[d] - pk[d]  # pq now holds pq - pk
+                for r in range(rows):
+                    acc = f0
+                    for d in range(di):
+                        acc += g[base + r * di + d] * pq[d]
+                    b = 0
+                    if n_beta > 1:
+                        b = 0 if r < do else (1 if r < do + di else (2 if r < do + 2 * di else 3))
+                    c = lr[b] * acc
+                    for d in range(di):
+                        g[base + r * di + d] += c * pk[d]
+            for j in range(H * do):
+                h0[j] = h1[j]
+        for j in range(d_out_last):
+            y[j] = h0[j]
+
+    _ = f1
+    return srwm_forward
+
+
+def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
+    """``run_agent``: one genome's whole lifetime in a compiled twin, SRWM and env fused.
+
+    ``run_agent(g, key, lifetime, sample, self_modify, state, obs, x, h0, h1, out, pk,
+    pq, lr, y, act, rec_a, rec_r, rec_f, lane, record) -> (return, episodes)``
+    """
+    srwm_forward = make_srwm_kernel(spec, jit)
+    reset, step = twin.make_kernels(env_jit)
+    _, _, uniform = rng.make_rng(jit)
+    obs_dim, act_dim, d_in = spec.obs_dim, spec.act_dim, spec.d_in
+    discrete, reward_input, episode_flag = spec.discrete_act, spec.reward_input, spec.episode_flag
+    low, high = spec.low, spec.high
+    stream_action = rng.STREAM_ACTION
+    f0, f1 = np.float32(0.0), np.float32(1.0)
+
+    @jit
+    def run_agent(
+        g, key, lifetime, sample, self_modify, state, obs, x, h0, h1, out, pk, pq, lr, y, act,
+        rec_a, rec_r, rec_f, lane, record,
+    ):  # fmt: skip
+        episode = 0
+        reset(state, obs, key, episode)
+        prev_a = -1  # no action yet (discrete); Box: act holds zeros
+        for j in range(act_dim):
+            act[j] = f0
+        prev_r = f0
+        first = True
+        total = 0.0
+        episodes = 0
+        for t in range(lifetime):
+            # x = [obs, previous action, previous reward, episode flag, 1, padding]
+            for j in range(d_in):
+                x[j] = f0
+            for j in range(obs_dim):
+                x[j] = obs[j]
+            if discrete:
+                if prev_a >= 0:
+                    x[obs_dim + prev_a] = f1
+            else:
+                for j in range(act_dim):
+                    x[obs_dim + j] = act[j]
+            c = obs_dim + act_dim
+            if reward_input:
+                x[c] = prev_r
+                c += 1
+            if episode_flag:
+                x[c] = f1 if first else f0
+                c += 1
+            x[c] = f1
+            srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify)
+            if discrete:
+                if sample:
+                    m = y[0]
+                    for j in range(1, act_dim):
+                        m = max(m, y[j])
+                    s = f0
+                    for j in range(act_dim):
+                        pk[j] = math.exp(y[j] - m)
+                        s += pk[j]
+                    u = np.float32(uniform(key, stream_action, t))
+                    cum = f0
+                    a = 0
+                    for j in range(act_dim):
+                        cum += pk[j] / s
+                        if cum < u:
+                            a += 1
+                    if a > act_dim - 1:
+                        a = act_dim - 1
+                else:
+                    a = 0
+                    for j in range(1, act_dim):
+                        if y[j] > y[a]:
+                            a = j
+                act[0] = np.float32(a)
+                prev_a = a
+            else:
+                for j in range(act_dim):
+                    if math.isnan(low[j]):
+                        act[j] = y[j]
+                    else:
+                        v = (math.tanh(np.float64(y[j])) + 1.0) * 0.5
+                        act[j] = np.float32(low[j] + v * (high[j] - low[j]))
+            if first:
+                episodes += 1
+            r, term, trunc = step(state, act, obs, key, t)
+            total += r
+            prev_r = np.float32(r)
+            if record:
+                rec_r[t, lane] = r
+                rec_f[t, lane] = first
+                for j in range(act_dim):
+                    rec_a[t, lane, j] = act[j]
+            first = term or trunc
+            if first:
+                episode += 1
+                reset(state, obs, key, episode)
+        return total, episodes
+
+    return run_agent
