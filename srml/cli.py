@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="run FME on an environment", description=__doc__)
     r.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
+    r.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        type=Path,
+        help="continue the stopped run in RUN_DIR from its checkpoint (flags may only raise "
+        "--total-steps/--generations or change --progress and the like)",
+    )
     _add_config_flags(r)
     pl = sub.add_parser("plot", help="overlay the pool reward curves of runs")
     pl.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
@@ -72,9 +79,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return from_dict({k: v for k, v in flags.items() if v is not None}, base=cfg)
 
 
+def given_settings(args: argparse.Namespace) -> dict:
+    """The settings the user gave explicitly (config file, then flags), for --resume."""
+    given = dict(load_toml(args.config)) if args.config else {}
+    given.update({f.name: getattr(args, f.name) for f in fields(Config)})
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def cmd_run(args) -> int:
     from .runner import run
 
+    if args.resume is not None:
+        from .resume import resume
+
+        out = resume(args.resume, given_settings(args))
+        print(f"srml: run written to {out}", file=sys.stderr)
+        return 0
     cfg = config_from_args(args).validate()
     out = run(cfg)
     print(f"srml: run written to {out}", file=sys.stderr)

@@ -70,6 +70,16 @@ class Config:
     """Write pool.npz every this many generations (and always at the end)."""
     progress: bool = True
     """Show a progress bar on stderr."""
+    workers: int = 0
+    """Island workers run as Ray actors (needs the ray extra); 0 runs one pool in this process."""
+    ray_address: str = ""
+    """Ray cluster to join with --workers (e.g. auto, ray://head:10001); empty starts a local Ray."""
+    worker_cpus: int = 1
+    """CPU cores (backend threads) each island worker gets."""
+    migrate_every: int = 10
+    """Islands send their best genomes to the next island every this many generations."""
+    migrants: int = 8
+    """How many of its best genomes each island sends at a migration (0: isolated islands)."""
 
     def validate(self) -> Config:
         def need(ok, msg):
@@ -97,6 +107,17 @@ class Config:
         need(self.temperature > 0, f"--temperature must be > 0, got {self.temperature}")
         need(self.twin in ("auto", "off"), f"--twin must be auto or off, got {self.twin!r}")
         need(self.checkpoint_every >= 1, "--checkpoint-every must be >= 1")
+        need(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
+        need(
+            not self.ray_address or self.workers > 0,
+            "--ray-address only applies to island runs: add --workers N",
+        )
+        need(self.worker_cpus >= 1, f"--worker-cpus must be >= 1, got {self.worker_cpus}")
+        need(self.migrate_every >= 1, f"--migrate-every must be >= 1, got {self.migrate_every}")
+        need(
+            0 <= self.migrants <= self.pool_size,
+            f"--migrants must be between 0 and --pool-size {self.pool_size}, got {self.migrants}",
+        )
         from .backends import BACKENDS
         from .pool import SELECTIONS
         from .srwm import BETAS

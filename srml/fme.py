@@ -15,6 +15,7 @@ from . import rng
 from .backends import Rollout, Task, make_backend
 from .config import Config
 from .errors import SrmlError
+from .memory import check_memory, run_bytes
 from .pool import Pool
 from .srwm import Codec, Layout
 
@@ -56,6 +57,9 @@ class FME:
     def __init__(self, cfg: Config, backend=None):
         self.cfg = cfg.validate()
         self.task = make_task(cfg)
+        G = self.task.layout.size  # refuse a pool that cannot fit before allocating anything
+        need = run_bytes(cfg.pool_size, G, cfg.n_founders, cfg.batch)
+        check_memory(need, f"a pool of {cfg.pool_size} genomes x {G} weights")
         self.backend = backend or make_backend(cfg.backend, self.task, cfg.batch)
         self.pool = Pool(cfg.pool_size, self.task.layout.size)
         self.rng = np.random.default_rng(cfg.seed)  # pool sampling, founders, mutation

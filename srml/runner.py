@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -42,20 +43,49 @@ def run(cfg: Config, out: Path | None = None) -> Path:
     cfg.validate()
     out = Path(out or cfg.out or default_out(cfg))
     if (out / "log.jsonl").exists():
-        raise SrmlError(f"{out} already holds a run; choose another --out")
+        raise SrmlError(f"{out} already holds a run; choose another --out (or --resume {out})")
+    if cfg.workers:
+        from .distributed import run_islands
+
+        return run_islands(cfg, out)
     fme = FME(cfg)  # builds the env and backend first: a bad config leaves no directory behind
+    with new_run_dir(out, cfg):
+        if fme.task.env_id != cfg.env and fme.task.twin is not None:
+            print(
+                f"srml: {cfg.env} runs on srml's compiled twin {fme.task.env_id} "
+                "(--twin off runs Gymnasium's own)",
+                file=sys.stderr,
+            )
+        return drive(fme, cfg, out)
+
+
+@contextmanager
+def new_run_dir(out: Path, cfg: Config):
+    """Create the run directory and config.toml; if the run fails before its first log line
+    (an env that raises in its first step, Ctrl-C ...), remove what was created."""
+    made_dir = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    had_config = (out / "config.toml").exists()
     cfg.out = str(out)
     cfg.save(out / "config.toml")
+    try:
+        yield
+    except BaseException:
+        if not (out / "log.jsonl").exists():
+            if not had_config:
+                (out / "config.toml").unlink(missing_ok=True)
+            if made_dir and not any(out.iterdir()):
+                out.rmdir()
+        raise
+
+
+def drive(fme: FME, cfg: Config, out: Path, wall_offset: float = 0.0) -> Path:
+    """Run generations until the config's limits, logging each and checkpointing; then plot.
+
+    Used by a new run and by ``--resume`` (which restores ``fme`` from the checkpoint first)."""
     log_path, ckpt = out / "log.jsonl", out / "pool.npz"
-    if fme.task.env_id != cfg.env and fme.task.twin is not None:
-        print(
-            f"srml: {cfg.env} runs on srml's compiled twin {fme.task.env_id} "
-            "(--twin off runs Gymnasium's own)",
-            file=sys.stderr,
-        )
-    bar = _progress(cfg)
-    t0 = time.perf_counter()
+    bar = _progress(cfg, initial=fme.env_steps)
+    t0 = time.perf_counter() - wall_offset
     try:
         while not fme.finished:
             g0 = time.perf_counter()
@@ -84,10 +114,17 @@ def run(cfg: Config, out: Path | None = None) -> Path:
     return out
 
 
-def _progress(cfg: Config):
+def _progress(cfg: Config, initial: int = 0):
     if not cfg.progress:
         return None
     from tqdm import tqdm
 
-    total = cfg.total_steps or cfg.generations * cfg.batch * cfg.lifetime
-    return tqdm(total=total, unit="step", unit_scale=True, desc=f"FME {cfg.env}", leave=True)
+    total = cfg.total_steps or cfg.generations * cfg.batch * cfg.lifetime * max(cfg.workers, 1)
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        unit_scale=True,
+        desc=f"FME {cfg.env}",
+        leave=True,
+    )
