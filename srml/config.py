@@ -24,8 +24,10 @@ class Config:
     """Gymnasium env id (any registered id; srml's own are srml/...)."""
     env_kwargs: dict = field(default_factory=dict)
     """Extra keyword arguments for gymnasium.make (TOML table, or JSON on the CLI)."""
-    backend: str = "numpy"
-    """Which engine runs the population: numpy (reference, any env)."""
+    backend: str = "numba"
+    """Engine: numba (CPU, compiled; fused with the env where a twin exists), numpy (reference), cuda (GPU)."""
+    threads: int = 0
+    """CPU threads for the numba backend; 0 means all cores numba sees."""
     twin: str = "auto"
     """auto: run a Gymnasium id on srml's compiled twin when one exists; off: always Gymnasium's env."""
     pool_size: int = 1000

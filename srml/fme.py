@@ -60,7 +60,8 @@ class FME:
         G = self.task.layout.size  # refuse a pool that cannot fit before allocating anything
         need = run_bytes(cfg.pool_size, G, cfg.n_founders, cfg.batch)
         check_memory(need, f"a pool of {cfg.pool_size} genomes x {G} weights")
-        self.backend = backend or make_backend(cfg.backend, self.task, cfg.batch)
+        options = {"threads": cfg.threads} if cfg.backend != "numpy" else {}
+        self.backend = backend or make_backend(cfg.backend, self.task, cfg.batch, **options)
         self.pool = Pool(cfg.pool_size, self.task.layout.size)
         self.rng = np.random.default_rng(cfg.seed)  # pool sampling, founders, mutation
         self.generation = 0

@@ -12,6 +12,7 @@ from .base import Rollout, Task
 BACKENDS = {
     "numpy": "srml.backends.numpy_backend:NumpyBackend",
     "numba": "srml.backends.numba_backend:NumbaBackend",
+    "cuda": "srml.backends.cuda_backend:CudaBackend",
 }
 
 

@@ -19,6 +19,9 @@ from .base import Rollout, Task, finalize
 from .numpy_backend import NumpyBackend
 
 _CACHE: dict = {}
+import os
+
+FASTMATH = bool(int(os.environ.get("SRML_FASTMATH", "0")))
 
 
 def _scratch(spec: NetSpec, twin):
@@ -31,7 +34,7 @@ def fused_generation(spec: NetSpec, twin):
     key = ("fused", spec, twin.id, tuple(sorted(twin.params.items())))
     if key in _CACHE:
         return _CACHE[key]
-    run_agent = make_agent_kernel(spec, twin, numba.njit, "njit")
+    run_agent = make_agent_kernel(spec, twin, numba.njit(fastmath=FASTMATH), "njit")
     width, rows, hin, pdim = _scratch(spec, twin)
     state_dim, obs_dim, act_dim, d_in = twin.state_dim, twin.obs_dim, spec.act_dim, spec.d_in
     n_beta = spec.n_beta
