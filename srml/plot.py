@@ -21,12 +21,33 @@ def _label(run: Path) -> str:
     return run.name or str(run)
 
 
+ISLAND_STYLES = [":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1, 1, 1))]
+
+
+def _plot_islands(ax, all_rows: list[dict], env_steps_at: dict, color, run: Path) -> None:
+    """An island run (srml run --workers N): each island's pool median, thin, at the merged
+    env step count of its generation."""
+    islands = sorted({r["island"] for r in all_rows if "island" in r})
+    for k, i in enumerate(islands):
+        rows = [r for r in all_rows if r.get("island") == i and r["generation"] in env_steps_at]
+        ax.plot(
+            [env_steps_at[r["generation"]] for r in rows],
+            [r["pool_fitness_median"] for r in rows],
+            color=color,
+            lw=0.8,
+            alpha=0.75,
+            ls=ISLAND_STYLES[k % len(ISLAND_STYLES)],
+            label=f"{_label(run)} island {i} (median)",
+        )
+
+
 def plot_runs(runs: list[Path], out: Path, title: str | None = None) -> Path:
     """Draw pool fitness median (line), q10-q90 band and max (dashed) of each run."""
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for n, run in enumerate(runs):
         run = Path(run)
-        rows = [r for r in read_log(run / "log.jsonl") if "island" not in r]
+        all_rows = read_log(run / "log.jsonl")
+        rows = [r for r in all_rows if "island" not in r]
         if not rows:
             raise SrmlError(f"{run / 'log.jsonl'} has no generations to plot")
         x = [r["env_steps"] for r in rows]
@@ -41,6 +62,7 @@ def plot_runs(runs: list[Path], out: Path, title: str | None = None) -> Path:
             lw=0,
         )
         ax.plot(x, [r["pool_fitness_max"] for r in rows], color=color, ls="--", lw=0.8)
+        _plot_islands(ax, all_rows, {r["generation"]: r["env_steps"] for r in rows}, color, run)
     ax.set_xlabel("env steps")
     ax.set_ylabel("pool fitness (mean return per episode)")
     ax.set_title(title or "pool fitness: median, 10-90% band, max (dashed)")
