@@ -117,6 +117,7 @@ class IslandWorker:
         return {
             "error": None,
             "env_id": self.fme.task.env_id,
+            "twin": self.fme.task.twin is not None,
             "backend": self.fme.backend.name,
             "worker": f"{socket.gethostname()}:{os.getpid()}",
         }
@@ -259,7 +260,9 @@ class Islands:
         if ray.is_initialized():
             return
         need = self.n * cfg.worker_cpus
-        kw = {"include_dashboard": False, "logging_level": logging.WARNING}
+        # Ray's own INFO/WARNING lines would bury srml's one-line messages; SRML_DEBUG shows them
+        level = logging.INFO if os.environ.get("SRML_DEBUG") else logging.ERROR
+        kw = {"include_dashboard": False, "logging_level": level}
         try:
             if cfg.ray_address:
                 ray.init(address=cfg.ray_address, **kw)
@@ -279,6 +282,14 @@ class Islands:
 
     def spawn(self, i: int) -> None:
         """A new actor for island i, holding the island's last state (if any)."""
+        self._finish(i, self._start(i))
+
+    def spawn_all(self) -> None:
+        started = [self._start(i) for i in range(self.n)]  # the workers start in parallel
+        for i, ready in enumerate(started):
+            self._finish(i, ready)
+
+    def _start(self, i: int):
         ray, cfg = self.ray, self.cfg
         if self.actors[i] is not None:
             try:
@@ -290,7 +301,11 @@ class Islands:
             opts["num_gpus"] = 1
         actor = _actor_class(ray).options(**opts).remote(self.cfg.to_toml(), i, cfg.worker_cpus)
         self.actors[i] = actor
-        info = ray.get(actor.ready.remote())
+        return actor.ready.remote()
+
+    def _finish(self, i: int, ready) -> None:
+        ray, actor = self.ray, self.actors[i]
+        info = ray.get(ready)
         if info["error"]:
             raise SrmlError(f"island {i}: {info['error']}")
         if self.states[i] is not None:
@@ -398,9 +413,8 @@ class Islands:
         bar = None
         try:
             self.connect()
-            for i in range(self.n):
-                self.spawn(i)
-            if self.generation == 0 and self.info[0]["env_id"] != cfg.env:
+            self.spawn_all()
+            if self.generation == 0 and self.info[0]["twin"] and self.info[0]["env_id"] != cfg.env:
                 print(
                     f"srml: {cfg.env} runs on srml's compiled twin {self.info[0]['env_id']} "
                     "(--twin off runs Gymnasium's own)",

@@ -1,0 +1,223 @@
+"""Ray islands: a 2-worker run logs and plots both islands, migration moves the best genomes,
+a killed worker is replaced without losing its island, and an island run resumes exactly."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from srml.config import Config
+from srml.distributed import Islands, IslandWorker, best
+
+ray = pytest.importorskip(
+    "ray", reason="Ray is an optional extra (pip install -e '.[ray]'); island tests need it"
+)
+
+# numpy backend, Gymnasium's CartPole: nothing to compile in each fresh worker process
+SMALL = dict(
+    backend="numpy",
+    twin="off",
+    batch=32,
+    pool_size=64,
+    lifetime=200,
+    migrate_every=2,
+    migrants=4,
+    checkpoint_every=4,
+    progress=False,
+    seed=7,
+)
+FLAGS = [
+    "--backend=numpy",
+    "--twin=off",
+    "--batch=32",
+    "--pool-size=64",
+    "--lifetime=200",
+    "--migrate-every=2",
+    "--migrants=4",
+    "--checkpoint-every=4",
+    "--no-progress",
+    "--seed=7",
+]
+
+
+def srml(*args, timeout=240):
+    return subprocess.run(
+        [sys.executable, "-m", "srml", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def rows_of(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def arrays(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files if k != "meta"}, json.loads(z["meta"].tobytes())
+
+
+def assert_same_pools(a, b):
+    (xa, _), (xb, _) = arrays(a), arrays(b)
+    assert xa.keys() == xb.keys()
+    for k in xa:
+        np.testing.assert_array_equal(xa[k], xb[k], err_msg=k)
+
+
+def test_migration_sends_the_best_to_the_next_island():
+    """Plain IslandWorker objects (no Ray): what one island sends, the next one holds."""
+    toml = Config(workers=2, **SMALL).to_toml()
+    a, b = IslandWorker(toml, 0, 1), IslandWorker(toml, 1, 1)
+    out_a, out_b = a.run(3, 0.0, 4), b.run(3, 0.0, 4)
+    assert [r["island"] for r in out_a["rows"]] == [0, 0, 0]
+    assert [r["generation"] for r in out_b["rows"]] == [1, 2, 3]
+    # islands have their own seeds: their pools differ
+    assert not np.array_equal(a.fme.pool.fitness, b.fme.pool.fitness)
+    genomes, fitness = out_a["emigrants"]
+    pool_a = a.fme.pool.fitness[: a.fme.pool.size]
+    np.testing.assert_array_equal(fitness, np.sort(pool_a)[::-1][:4])
+    arrays_b, _ = b.immigrate(out_a["emigrants"])
+    assert arrays_b["pool_genomes"].shape == (64, a.fme.task.layout.size)
+    for g, f in zip(genomes, fitness, strict=True):
+        rows = np.flatnonzero((arrays_b["pool_genomes"] == g).all(axis=1))
+        assert len(rows) == 1 and arrays_b["pool_fitness"][rows[0]] == f
+    assert b.immigrate(None)[0]["pool_genomes"].shape[0] == 64  # nothing sent: nothing changes
+    # non-finite members never migrate
+    a.fme.pool.fitness[: a.fme.pool.size] = -np.inf
+    a.fme.pool.fitness[0] = 1.0
+    g, f = best(a.fme.pool, 4)
+    assert len(f) == 1 and f[0] == 1.0
+
+
+def test_two_workers_on_a_local_ray_log_and_plot_both_islands(tmp_path):
+    """The CLI as a user runs it: `srml run --workers 2` starts (and stops) its own local Ray."""
+    out = tmp_path / "run"
+    p = srml("run", "--workers", "2", "--generations", "4", *FLAGS, "--out", out)
+    assert p.returncode == 0, p.stderr
+    rows = rows_of(out)
+    for g in range(1, 5):
+        at = [r for r in rows if r["generation"] == g]
+        islands = sorted(r["island"] for r in at if "island" in r)
+        merged = [r for r in at if "island" not in r]
+        assert islands == [0, 1] and len(merged) == 1, at
+        m, i0, i1 = merged[0], *(r for r in at if "island" in r)
+        assert m["env_steps"] == i0["env_steps"] + i1["env_steps"] == g * 2 * 32 * 200
+        assert m["pool_size"] == i0["pool_size"] + i1["pool_size"]
+        assert m["pool_fitness_max"] == max(i0["pool_fitness_max"], i1["pool_fitness_max"])
+        assert m["workers"] == 2 and m["restarts"] == 0
+    assert rows[-1]["env_steps"] == 4 * 2 * 32 * 200
+    assert (out / "pool_reward.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    x, meta = arrays(out / "pool.npz")
+    assert meta["generation"] == 4 and len(meta["islands"]) == 2
+    assert x["island0_pool_genomes"].shape[0] == x["island1_pool_genomes"].shape[0] == 64
+
+
+def test_plot_draws_each_island(tmp_path, monkeypatch):
+    """The run's figure has the merged curve plus one line per island."""
+    import srml.plot as plot
+
+    run = tmp_path / "r"
+    run.mkdir()
+    base = {f"pool_fitness_{k}": 1.0 for k in ("min", "q10", "median", "q90", "max")}
+    lines = []
+    for g in (1, 2):
+        lines += [{"island": i, "generation": g, "env_steps": g * 10, **base} for i in (0, 1)]
+        lines.append({"generation": g, "env_steps": g * 20, **base})
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    figs = []
+    monkeypatch.setattr(plot.plt, "close", figs.append)
+    plot.plot_runs([run], tmp_path / "p.png")
+    labels = [t.get_text() for t in figs[0].axes[0].get_legend().get_texts()]
+    assert labels == ["r", "r island 0 (median)", "r island 1 (median)"]
+    island_line = figs[0].axes[0].get_lines()[2]
+    assert list(island_line.get_xdata()) == [20, 40]  # at the merged step count
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray for the in-process tests; CLI runs join it with --ray-address."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def reference(cluster, tmp_path_factory):
+    """An uninterrupted 8-generation island run."""
+    out = tmp_path_factory.mktemp("reference")
+    Islands(Config(workers=2, generations=8, **SMALL), out).run()
+    return out
+
+
+def test_killed_worker_is_replaced_and_no_island_is_lost(cluster, reference, tmp_path):
+    out = tmp_path / "killed"
+    out.mkdir()
+    driver = Islands(Config(workers=2, generations=8, **SMALL), out)
+    done = []
+    thread = threading.Thread(target=lambda: done.append(driver.run()))
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not (out / "log.jsonl").exists() or rows_of(out)[-1]["generation"] < 2:
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.005)
+    pid = next(r["worker"] for r in rows_of(out) if r.get("island") == 1)
+    ray.kill(driver.actors[1])  # mid-run: generations 3 and 4 are being computed
+    thread.join(timeout=180)
+    assert done == [out], "the run did not finish"
+    rows = rows_of(out)
+    assert [r["generation"] for r in rows if "island" not in r] == list(range(1, 9))
+    assert rows[-1]["restarts"] == 1
+    island1 = [r for r in rows if r.get("island") == 1]
+    assert island1[-1]["restarts"] == 1
+    assert [r["worker"] for r in island1 if "worker" in r][-1] != pid  # a new process took over
+    # no pool lost: both islands are complete and identical to the uninterrupted run's
+    _, meta = arrays(out / "pool.npz")
+    assert meta["restarts"] == [0, 1] and meta["generation"] == 8
+    assert_same_pools(out / "pool.npz", reference / "pool.npz")
+
+
+def test_island_run_resumes_exactly_on_an_existing_cluster(cluster, reference, tmp_path):
+    """A 5-generation run extended to 8 with --resume, both joining the running Ray cluster,
+    ends with the pools of the uninterrupted 8-generation run."""
+    out = tmp_path / "ext"
+    p = srml("run", "--workers", "2", "--generations", "5", *FLAGS, "--ray-address", cluster,
+             "--out", out)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    p = srml("run", "--resume", out, "--generations", "8", "--ray-address", cluster)
+    assert p.returncode == 0, p.stderr
+    assert "resuming" in p.stderr
+    assert_same_pools(out / "pool.npz", reference / "pool.npz")
+    merged = [r["generation"] for r in rows_of(out) if "island" not in r]
+    assert merged == list(range(1, 9))
+
+
+def test_env_error_in_an_island_is_one_line(cluster, tmp_path):
+    (tmp_path / "badenv.py").write_text(
+        "import gymnasium as gym, numpy as np\n"
+        "class Explodes(gym.Env):\n"
+        "    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)\n"
+        "    action_space = gym.spaces.Discrete(2)\n"
+        "    def reset(self, seed=None, options=None):\n"
+        "        return np.zeros(1, np.float32), {}\n"
+        "    def step(self, action):\n"
+        "        raise RuntimeError('boom')\n"
+        "gym.register('test/Explodes-v0', entry_point=Explodes)\n"
+    )
+    out = tmp_path / "never"
+    p = subprocess.run(
+        [sys.executable, "-m", "srml", "run", "--workers", "2", "--env", "badenv:test/Explodes-v0",
+         *FLAGS, "--generations", "2", "--ray-address", cluster, "--out", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=240,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "island" in lines[0] and "boom" in lines[0], p.stderr
+    assert not out.exists()  # failed in the first generation: nothing left behind
