@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -77,3 +78,131 @@ def plot_runs(runs: list[Path], out: Path, title: str | None = None) -> Path:
     plt.close(fig)
     atomic_write_bytes(out, buf.getvalue())
     return out
+
+
+# --- across seeds, within a lifetime, lineage (experiments/ and `srml plot --across-seeds/--lineage`)
+
+
+def bootstrap_band(Y, level: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """Mean over axis 0 (seeds) and a bootstrap ``level`` band for it, at every column.
+
+    Y: (n_seeds, T). Seeds are resampled with replacement ``n_boot`` times; the
+    band is the central ``level`` interval of the resampled means (with one
+    seed it collapses onto the mean).
+    """
+    Y = np.asarray(Y, float)
+    if Y.ndim == 1:
+        Y = Y[None]
+    mean = Y.mean(0)
+    if len(Y) < 2:
+        return mean, mean.copy(), mean.copy()
+    idx = np.random.default_rng(seed).integers(0, len(Y), size=(n_boot, len(Y)))
+    boots = Y[idx].mean(1)  # (n_boot, T)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(boots, [a, 1 - a], axis=0)
+    return mean, lo, hi
+
+
+def draw_seed_bands(ax, series: dict, xlabel="env steps", ylabel="", title="", **line) -> None:
+    """One line per label: the mean over seeds with its bootstrap 95% band.
+
+    series: label -> (x (T,), Y (n_seeds, T)).
+    """
+    for n, (label, (x, Y)) in enumerate(series.items()):
+        mean, lo, hi = bootstrap_band(Y)
+        color = line.get("colors", {}).get(label, f"C{n % 10}")
+        ax.plot(x, mean, color=color, label=f"{label} (n={len(Y) if Y.ndim > 1 else 1})")
+        ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if xlabel == "env steps":
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def draw_lineage(ax, x, counts, top: int = 8, title: str = "") -> None:
+    """Stacked shares of the pool held by each founder's descendants over env steps.
+
+    counts: (T, K) members descended from founder k at each of T points. The
+    ``top`` founders with the largest final share get their own colour; the
+    rest are grey ("other founders").
+    """
+    counts = np.asarray(counts, float)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    best = np.argsort(-share[-1], kind="stable")[:top]
+    best = best[share[-1, best] > 0]
+    rest = np.delete(share, best, axis=1).sum(1)
+    layers = [share[:, k] for k in best] + [rest]
+    labels = [f"founder {k}" for k in best] + ["other founders"]
+    colors = [f"C{i % 10}" for i in range(len(best))] + ["0.8"]
+    ax.stackplot(x, *layers, labels=labels, colors=colors, lw=0)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("env steps")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+    ax.set_ylabel("share of the pool")
+    ax.set_title(title or "whose descendants fill the pool", fontsize=10)
+    ax.legend(fontsize=6, loc="lower left", ncol=3, framealpha=0.6)
+
+
+def panels(n: int, width: float = 4.6, height: float = 3.4, title: str = ""):
+    """A figure with n axes side by side (at most 3 per row); returns (fig, flat list of axes)."""
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), dpi=100)
+    axes = list(getattr(axes, "flat", [axes]))
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig, axes[:n]
+
+
+def save_figure(fig, out: Path) -> Path:
+    import io
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(out), buf.getvalue())
+    return Path(out)
+
+
+def seed_curves(runs: list[Path], key: str = "pool_fitness_median"):
+    """Curves of several runs (seeds) on the first run's env-step grid: (x (T,), Y (n, T))."""
+    logs = []
+    for run in runs:
+        rows = [r for r in read_log(Path(run) / "log.jsonl") if "island" not in r]
+        if not rows:
+            raise SrmlError(f"{Path(run) / 'log.jsonl'} has no generations to plot")
+        logs.append(([r["env_steps"] for r in rows], [r[key] for r in rows]))
+    x = np.asarray(min((lg[0] for lg in logs), key=lambda v: v[-1]), float)
+    Y = np.stack([np.interp(x, np.asarray(a, float), np.asarray(b, float)) for a, b in logs])
+    return x, Y
+
+
+def plot_runs_across_seeds(groups: dict, out: Path, title: str | None = None) -> Path:
+    """Runs grouped (label -> run dirs, one per seed): mean pool median with a bootstrap 95% band."""
+    fig, (ax,) = panels(1, width=7, height=4.2)
+    draw_seed_bands(
+        ax,
+        {label: seed_curves(runs) for label, runs in groups.items()},
+        ylabel="pool fitness median",
+        title=title or "pool median: mean over seeds, bootstrap 95% band",
+    )
+    return save_figure(fig, out)
+
+
+def plot_lineage(runs: list[Path], out: Path, top: int = 8) -> Path:
+    """Lineage of each run from its lineage.npz (written by the experiments for FME runs)."""
+    fig, axes = panels(len(runs))
+    for ax, run in zip(axes, runs, strict=True):
+        path = Path(run) / "lineage.npz"
+        if not path.exists():
+            raise SrmlError(f"{run} has no lineage.npz (experiments write one for FME runs)")
+        with np.load(path) as z:
+            draw_lineage(ax, z["env_steps"], z["counts"], top, title=_label(Path(run)))
+    return save_figure(fig, out)

@@ -1,0 +1,389 @@
+"""What the experiment scripts share: the TOML plan, method x env x seed runs, results.json.
+
+An experiment's TOML file holds:
+
+    experiment = "bandits"            # name written to results.json
+    envs = ["srml/SwappingBandit-v0"]
+    [config]                          # srml Config fields every run shares
+    [env_config."srml/BernoulliBandit-v0"]   # Config fields for one env only
+    [methods.NAME]                    # one entry per compared method:
+    method = "fme"                    #   registry name (default: NAME)
+    sigma = 0.1                       #   Config fields and the method's Options fields
+    [full] / [quick]                  # the two modes: seeds, evals, anything the script reads,
+    [full.config] / [quick.config]    #   and Config fields for that mode (e.g. total_steps)
+
+Precedence for a run's Config: [config] < [env_config.ENV] < [MODE.config] <
+[methods.NAME] < command-line --backend. Every run is a run directory
+``OUT/<env>/<method>/seed<k>/`` with config.toml, method.toml, log.jsonl
+(same columns as ``srml run``: the population's fitness as pool_fitness_*),
+eval.jsonl (held-out fitness of the deployed genomes) and, for FME, lineage.npz
+(how many pool members descend from each founder, every generation), so
+``srml plot`` reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+
+from srml import plot
+from srml.baselines import METHODS, evaluate, make_method, option_names
+from srml.config import Config, from_dict
+from srml.errors import SrmlError
+from srml.runlog import append_line, atomic_write_bytes
+
+CONFIG_FIELDS = {f.name for f in fields(Config)}
+
+
+@dataclass
+class Plan:
+    """One experiment in one mode, resolved from its TOML file."""
+
+    experiment: str
+    """Name written to results.json."""
+    mode: str
+    """quick (a smoke test, under a minute) or full (the reference runs)."""
+    envs: list[str]
+    """Gymnasium ids the methods run on."""
+    seeds: list[int]
+    """Every method runs once per seed (Config.seed); seeds are shared across methods."""
+    evals: int
+    """Held-out evaluations of each run's deployed genomes, evenly spaced over the budget."""
+    config: dict
+    """Config fields shared by every run (after the mode's overrides)."""
+    env_config: dict
+    """env id -> Config fields for that env."""
+    methods: dict
+    """label -> {"method": registry name, **Config fields, **Options fields}."""
+    extra: dict = field(default_factory=dict)
+    """The mode's other keys, for the script (e.g. snapshots)."""
+
+    def run_config(self, env: str, label: str, seed: int) -> tuple[str, Config, dict]:
+        """(method name, Config, options) of one run."""
+        spec = dict(self.methods[label])
+        name = spec.pop("method", label)
+        if name not in METHODS:
+            raise SrmlError(
+                f"[methods.{label}]: unknown method {name!r}; choose from {sorted(METHODS)}"
+            )
+        options = {k: spec.pop(k) for k in list(spec) if k in option_names(name)}
+        unknown = set(spec) - CONFIG_FIELDS
+        if unknown:
+            raise SrmlError(f"[methods.{label}]: unknown keys {sorted(unknown)}")
+        merged = {**self.config, **self.env_config.get(env, {}), **spec, "env": env, "seed": seed}
+        merged.setdefault("progress", False)
+        return name, from_dict(merged).validate(), options
+
+
+def parse_args(doc: str, script: str, argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="the smoke-test mode (under a minute)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output directory (results.json, figures)"
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path(script).with_suffix(".toml"),
+        help="the experiment's TOML",
+    )
+    p.add_argument("--backend", default=None, help="override the backend of every run")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
+    args = p.parse_args(argv)
+    if args.out is None:
+        args.out = (
+            Path("runs") / "experiments" / (Path(script).stem + ("-quick" if args.quick else ""))
+        )
+    return args
+
+
+def load_plan(args: argparse.Namespace, methods: dict | None = None) -> Plan:
+    try:
+        with open(args.config, "rb") as f:
+            d = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise SrmlError(f"cannot read {args.config}: {e}") from None
+    mode = "quick" if args.quick else "full"
+    m = dict(d.get(mode, {}))
+    config = {**d.get("config", {}), **m.pop("config", {})}
+    if args.backend:
+        config["backend"] = args.backend
+    plan = Plan(
+        experiment=d.get("experiment", Path(args.config).stem),
+        mode=mode,
+        envs=list(m.pop("envs", d.get("envs", [config.get("env", Config.env)]))),
+        seeds=list(args.seeds or m.pop("seeds", [0])),
+        evals=int(m.pop("evals", 5)),
+        config=config,
+        env_config=d.get("env_config", {}),
+        methods=methods if methods is not None else d.get("methods", {}),
+        extra={k: v for k, v in m.items() if k != "seeds"},
+    )
+    if not plan.methods:
+        raise SrmlError(f"{args.config} names no [methods.*]")
+    for env in plan.envs:  # refuse a bad plan before any run starts
+        for label in plan.methods:
+            _, cfg, _ = plan.run_config(env, label, plan.seeds[0])
+            if cfg.total_steps <= 0:
+                raise SrmlError(f"{env} {label}: experiments need total_steps > 0 (equal budgets)")
+    return plan
+
+
+def env_slug(env: str) -> str:
+    return env.split("/")[-1].split(":")[-1]
+
+
+def fitness_stats(f: np.ndarray) -> dict[str, float]:
+    """The pool_fitness_* columns of ``srml run``'s log, for any population."""
+    f = np.asarray(f, float)
+    f = f[np.isfinite(f)]
+    keys = ("min", "q10", "q25", "median", "q75", "q90", "mean", "max")
+    if len(f) == 0:
+        return dict.fromkeys(keys, float("nan"))
+    q = np.quantile(f, [0.1, 0.25, 0.5, 0.75, 0.9])
+    return dict(zip(keys, [f.min(), *q, f.mean(), f.max()], strict=True))
+
+
+def run_one(name: str, cfg: Config, options: dict, evals: int, run_dir: Path, hook=None) -> dict:
+    """Train one method for its budget, evaluating its deployed genomes ``evals`` times
+    (the last time with per-step actions and rewards recorded).
+
+    Writes the run directory and returns its curves. ``hook(method, run_dir)``
+    is called after every generation (self-improvement saves snapshots there).
+    """
+    if (run_dir / "log.jsonl").exists():
+        raise SrmlError(f"{run_dir} already holds a run; choose another --out")
+    method = make_method(name, cfg, **options)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.out = str(run_dir)
+    cfg.save(run_dir / "config.toml")
+    atomic_write_bytes(run_dir / "method.toml", tomli_w.dumps({"method": name, **options}).encode())
+    eval_at = [math.ceil(cfg.total_steps * k / evals) for k in range(1, evals + 1)]
+    pool = getattr(method, "pool", None)
+    lineage, lineage_x = [], []
+    evals_done, curve, final_rollout, t0 = [], [], None, time.perf_counter()
+    try:
+        while not method.finished:
+            g0 = time.perf_counter()
+            res = method.step()
+            now = time.perf_counter()
+            stats = fitness_stats(method.population_fitness())
+            row = {
+                "generation": method.generation,
+                "env_steps": method.env_steps,
+                "wall_s": round(now - t0, 4),
+                "steps_per_s": res.env_steps / max(now - g0, 1e-9),
+                "pool_size": len(method.population_fitness()),
+                **{f"pool_fitness_{k}": float(v) for k, v in stats.items()},
+                "batch_fitness_mean": float(np.mean(res.fitness[np.isfinite(res.fitness)]))
+                if np.isfinite(res.fitness).any()
+                else float("nan"),
+                "nonfinite": int(res.nonfinite),
+            }
+            append_line(run_dir / "log.jsonl", row)
+            curve.append((method.env_steps, stats["median"]))
+            if pool is not None:
+                n_founders = len(method.founders)
+                lineage.append(np.bincount(pool.founder[: pool.size], minlength=n_founders))
+                lineage_x.append(method.env_steps)
+            while len(evals_done) < evals and (
+                method.env_steps >= eval_at[len(evals_done)] or method.finished
+            ):
+                last = len(evals_done) == evals - 1
+                e = evaluate(method, len(evals_done), record=last)  # the last one traced
+                final_rollout = e if last else final_rollout
+                f = e.fitness[np.isfinite(e.fitness)]
+                ev = {
+                    "env_steps": method.env_steps,
+                    "generation": method.generation,
+                    "eval_fitness_mean": float(f.mean()) if len(f) else float("nan"),
+                    "eval_fitness_sem": float(f.std() / np.sqrt(max(len(f), 1))),
+                    "nonfinite": int(e.nonfinite),
+                }
+                append_line(run_dir / "eval.jsonl", ev)
+                evals_done.append(ev)
+            if hook is not None:
+                hook(method, run_dir)
+        if lineage:
+            np.savez_compressed(
+                run_dir / "lineage.npz",
+                counts=np.stack(lineage).astype(np.int32),
+                env_steps=np.asarray(lineage_x),
+            )
+    finally:
+        method.close()
+    wall = time.perf_counter() - t0
+    return {
+        "method": method,
+        "curve": np.asarray(curve),
+        "evals": evals_done,
+        "final": evals_done[-1]["eval_fitness_mean"],
+        "final_rollout": final_rollout,  # the last held-out evaluation, with per-step rewards
+        "wall_s": wall,
+        "env_steps": method.env_steps,
+    }
+
+
+def summarize(values, seed: int = 0) -> dict:
+    """Mean over seeds with a bootstrap 95% interval of that mean."""
+    v = np.asarray(values, float)
+    mean, lo, hi = plot.bootstrap_band(v[:, None], seed=seed)
+    return {
+        "final_fitness_mean": float(mean[0]),
+        "ci95": [float(lo[0]), float(hi[0])],
+        "per_seed": [float(x) for x in v],
+    }
+
+
+def run_plan(plan: Plan, out: Path, hook=None) -> dict:
+    """Every env x method x seed; returns {env: {label: [run summaries, one per seed]}}."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs: dict = {}
+    total = len(plan.envs) * len(plan.methods) * len(plan.seeds)
+    n = 0
+    for env in plan.envs:
+        for label in plan.methods:
+            for seed in plan.seeds:
+                n += 1
+                name, cfg, options = plan.run_config(env, label, seed)
+                run_dir = out / env_slug(env) / label / f"seed{seed}"
+                r = run_one(name, cfg, options, plan.evals, run_dir, hook)
+                r |= {"run_dir": run_dir, "cfg": cfg, "name": name, "seed": seed}
+                runs.setdefault(env, {}).setdefault(label, []).append(r)
+                print(
+                    f"[{n}/{total}] {env_slug(env)} {label} seed {seed}: "
+                    f"held-out fitness {r['final']:.2f}, pool median {r['curve'][-1, 1]:.2f}, "
+                    f"{r['env_steps'] / 1e6:.1f}M steps in {r['wall_s']:.0f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return runs
+
+
+def results_dict(plan: Plan, runs: dict, command: str) -> dict:
+    """The results.json core: per env/method the final held-out fitness over seeds."""
+    methods, envs = {}, {}
+    for env, by_label in runs.items():
+        for label, rs in by_label.items():
+            s = summarize([r["final"] for r in rs])
+            s["pool_median_final"] = float(np.mean([r["curve"][-1, 1] for r in rs]))
+            s["method"] = rs[0]["name"]
+            s["wall_s"] = float(sum(r["wall_s"] for r in rs))
+            methods[f"{env_slug(env)}/{label}"] = s
+            envs.setdefault(env_slug(env), {})[label] = s
+    first = next(iter(next(iter(runs.values())).values()))[0]
+    return {
+        "experiment": plan.experiment,
+        "mode": plan.mode,
+        "env_steps": int(first["env_steps"]),
+        "seeds": plan.seeds,
+        "command": command,
+        "backend": first["cfg"].backend,
+        "final_fitness": "held-out: mean fitness of each run's deployed genomes over "
+        "`batch` fresh lifetimes on seeds never used in training, at the end of the budget",
+        "methods": methods,
+        "envs": envs,
+        "config": {k: v for k, v in asdict(first["cfg"]).items() if k not in ("out", "seed")},
+        "method_specs": plan.methods,
+    }
+
+
+def write_results(out: Path, results: dict) -> Path:
+    path = out / "results.json"
+    atomic_write_bytes(path, (json.dumps(results, indent=2) + "\n").encode())
+    return path
+
+
+def standard_figures(plan: Plan, runs: dict, out: Path) -> list[Path]:
+    """pool_reward.png, eval_fitness.png and (with FME runs) lineage.png, one panel per env."""
+    made = []
+    n = len(runs)
+    fig, axes = plot.panels(n, title=f"{plan.experiment}: population median fitness")
+    for ax, (env, by_label) in zip(axes, runs.items(), strict=True):
+        series = {}
+        for label, rs in by_label.items():
+            x = rs[0]["curve"][:, 0]
+            series[label] = (
+                x,
+                np.stack([np.interp(x, r["curve"][:, 0], r["curve"][:, 1]) for r in rs]),
+            )
+        plot.draw_seed_bands(ax, series, ylabel="population median fitness", title=env_slug(env))
+    made.append(plot.save_figure(fig, out / "pool_reward.png"))
+
+    fig, axes = plot.panels(n, title=f"{plan.experiment}: held-out fitness of the deployed genomes")
+    for ax, (env, by_label) in zip(axes, runs.items(), strict=True):
+        series = {}
+        for label, rs in by_label.items():
+            x = np.array([e["env_steps"] for e in rs[0]["evals"]], float)
+            Y = np.array([[e["eval_fitness_mean"] for e in r["evals"]] for r in rs])
+            series[label] = (x, Y)
+        plot.draw_seed_bands(ax, series, ylabel="held-out fitness", title=env_slug(env))
+        for line in ax.get_lines():
+            line.set_marker("o")
+            line.set_markersize(3)
+    made.append(plot.save_figure(fig, out / "eval_fitness.png"))
+
+    lineage_runs = [
+        (env, label, rs[0]) for env, by in runs.items() for label, rs in by.items()
+        if (rs[0]["run_dir"] / "lineage.npz").exists()
+    ]  # fmt: skip
+    if lineage_runs:
+        fig, axes = plot.panels(
+            len(lineage_runs), title="lineage: founders' descendants in the pool"
+        )
+        for ax, (env, label, r) in zip(axes, lineage_runs, strict=True):
+            with np.load(r["run_dir"] / "lineage.npz") as z:
+                plot.draw_lineage(
+                    ax,
+                    z["env_steps"],
+                    z["counts"],
+                    title=f"{env_slug(env)} {label} seed {r['seed']}",
+                )
+        made.append(plot.save_figure(fig, out / "lineage.png"))
+    return made
+
+
+def pull_index(firsts: np.ndarray) -> np.ndarray:
+    """(S, B) position of each step within its episode (0 on an episode's first step)."""
+    pos = np.zeros(firsts.shape, np.int64)
+    c = np.zeros(firsts.shape[1], np.int64)
+    for t in range(len(firsts)):
+        c = np.where(firsts[t], 0, c + 1)
+        pos[t] = c
+    return pos
+
+
+def reward_by_pull(rollout, max_pulls: int) -> np.ndarray:
+    """Mean reward at each position within an episode, over every lane and episode: (max_pulls,)."""
+    pos = pull_index(rollout.firsts)
+    r = rollout.rewards
+    return np.array([r[pos == k].mean() if (pos == k).any() else np.nan for k in range(max_pulls)])
+
+
+def command_line(script: str, argv=None) -> str:
+    args = sys.argv[1:] if argv is None else list(argv)
+    return " ".join(["python", f"experiments/{Path(script).name}", *map(str, args)])
+
+
+def main_guard(fn):
+    """Run ``fn(argv)``; bad input ends with one line on stderr and exit code 2."""
+
+    def wrapped(argv=None):
+        try:
+            return fn(argv)
+        except SrmlError as e:
+            print(f"{Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
+            return 2
+
+    return wrapped
