@@ -82,8 +82,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def given_settings(args: argparse.Namespace) -> dict:
     """The settings the user gave explicitly (config file, then flags), for --resume."""
     given = dict(load_toml(args.config)) if args.config else {}
-    given.update({f.name: getattr(args, f.name) for f in fields(Config)})
-    return {k: v for k, v in given.items() if v is not None}
+    flags = {f.name: getattr(args, f.name) for f in fields(Config)}
+    return given | {k: v for k, v in flags.items() if v is not None}
 
 
 def cmd_run(args) -> int:

@@ -334,11 +334,9 @@ class Islands:
                     self.restarts[i] += 1
                     reason = str(e).strip().splitlines()[0]
                     if attempt >= MAX_ATTEMPTS:
-                        self.save()
                         raise SrmlError(
                             f"island {i}'s worker died {attempt} times in the round after "
-                            f"generation {self.generation} ({reason}); the run is saved at "
-                            f"generation {self.generation}: srml run --resume {self.out}"
+                            f"generation {self.generation} ({reason})"
                         ) from None
                     print(
                         f"srml: island {i}'s worker died ({reason}); restarting it from "
@@ -420,15 +418,18 @@ class Islands:
                     "(--twin off runs Gymnasium's own)",
                     file=sys.stderr,
                 )
-            from .runner import _progress
+            from .runner import _progress, warn_nonfinite
 
             bar = _progress(cfg, initial=self.env_steps)
             t0 = time.perf_counter() - wall_offset
+            warned = False
             while not self.finished:
                 before = self.generation
                 rows = self.round(t0)
                 for row in rows:
                     runlog.append_line(log, row)
+                    if "island" not in row:
+                        warned = warn_nonfinite(row, warned)
                 if self.generation // cfg.checkpoint_every > before // cfg.checkpoint_every:
                     self.save()
                 if bar is not None:
@@ -439,6 +440,14 @@ class Islands:
                         restarts=last["restarts"],
                     )
             self.save()
+        except SrmlError as e:
+            if not log.exists():
+                raise  # a failed start: new_run_dir removes what it made
+            self.save()  # the last round's states are consistent with the log
+            raise SrmlError(
+                f"{e} (the run is saved at generation {self.generation}: "
+                f"srml run --resume {self.out})"
+            ) from None
         finally:
             if bar is not None:
                 bar.close()

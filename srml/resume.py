@@ -110,7 +110,14 @@ def load_run(run_dir: Path, given: dict) -> tuple[Config, tuple[dict, dict] | No
 def resume(run_dir: Path, given: dict | None = None) -> Path:
     """Continue the run in ``run_dir`` (see the module docstring); returns ``run_dir``."""
     run_dir = Path(run_dir)
-    cfg, state, rows = load_run(run_dir, given or {})
+    if not run_dir.is_dir():
+        raise SrmlError(f"--resume {run_dir}: no such run directory")
+    with runlog.lock_run_dir(run_dir):  # refuse to resume a run that is still running
+        return _resume(run_dir, given or {})
+
+
+def _resume(run_dir: Path, given: dict) -> Path:
+    cfg, state, rows = load_run(run_dir, given)
     if cfg.workers:
         from .distributed import resume_islands
 
@@ -152,6 +159,7 @@ def prepare_to_continue(
         )
         return None
     print(f"srml: resuming {run_dir} from generation {generation}", file=sys.stderr)
+    runlog.remove_stale_temps(run_dir)  # left by a process killed mid-write
     if (run_dir / "log.jsonl").exists():
         runlog.trim_log(run_dir / "log.jsonl", generation)
     cfg.save(run_dir / "config.toml")

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,42 @@ def trim_log(path: Path, generation: int) -> None:
     """Keep only complete lines with generation <= the checkpoint's (for resume)."""
     rows = [r for r in read_log(path) if r.get("generation", -1) <= generation]
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+@contextmanager
+def lock_run_dir(path: Path):
+    """Hold an exclusive lock on a run directory while a process writes it.
+
+    A second ``srml run --out DIR`` or ``--resume DIR`` on a directory in use
+    is refused instead of interleaving two runs' writes. The lock is the
+    kernel's (flock on the directory itself), so a killed process releases it
+    and no stale lock file is ever left behind. Where flock is missing
+    (Windows) or unsupported (some network file systems), nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SrmlError(
+                f"{path} is in use by another srml process; wait for it to end"
+            ) from None
+        except OSError:
+            pass  # a file system without flock: run unlocked
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete temporary files an atomic write left when its process was killed mid-write."""
+    names = ("config.toml", "log.jsonl", "pool.npz", "pool_reward.png")
+    stale = [p for p in Path(path).iterdir() if any(p.name.startswith(f".{n}.") for n in names)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

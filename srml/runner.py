@@ -65,18 +65,21 @@ def new_run_dir(out: Path, cfg: Config):
     (an env that raises in its first step, Ctrl-C ...), remove what was created."""
     made_dir = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    had_config = (out / "config.toml").exists()
-    cfg.out = str(out)
-    cfg.save(out / "config.toml")
-    try:
-        yield
-    except BaseException:
-        if not (out / "log.jsonl").exists():
-            if not had_config:
-                (out / "config.toml").unlink(missing_ok=True)
-            if made_dir and not any(out.iterdir()):
-                out.rmdir()
-        raise
+    with runlog.lock_run_dir(out):  # a second process on the same --out is refused
+        if (out / "log.jsonl").exists():  # another run got here first
+            raise SrmlError(f"{out} already holds a run; choose another --out")
+        had_config = (out / "config.toml").exists()
+        cfg.out = str(out)
+        try:
+            cfg.save(out / "config.toml")
+            yield
+        except BaseException:
+            if not (out / "log.jsonl").exists():
+                if not had_config:
+                    (out / "config.toml").unlink(missing_ok=True)
+                if made_dir and not any(out.iterdir()):
+                    out.rmdir()
+            raise
 
 
 def drive(fme: FME, cfg: Config, out: Path, wall_offset: float = 0.0) -> Path:
@@ -86,15 +89,25 @@ def drive(fme: FME, cfg: Config, out: Path, wall_offset: float = 0.0) -> Path:
     log_path, ckpt = out / "log.jsonl", out / "pool.npz"
     bar = _progress(cfg, initial=fme.env_steps)
     t0 = time.perf_counter() - wall_offset
+    warned = False
     try:
         while not fme.finished:
             g0 = time.perf_counter()
-            res = fme.step()
+            try:
+                res = fme.step()
+            except SrmlError as e:
+                if not log_path.exists():
+                    raise  # a failed start: new_run_dir removes what it made
+                raise SrmlError(
+                    f"{e} (in generation {fme.generation + 1}; the run is kept up to its last "
+                    f"checkpoint: srml run --resume {out})"
+                ) from None
             now = time.perf_counter()
             row = log_row(fme, res, now - t0, now - g0)
             if fme.generation == 1:  # say once what actually ran
                 row |= {"env_id": fme.task.env_id, "backend": fme.backend.name}
             runlog.append_line(log_path, row)
+            warned = warn_nonfinite(row, warned)
             if fme.generation % cfg.checkpoint_every == 0:
                 runlog.save_checkpoint(ckpt, *fme.state())
             if bar is not None:
@@ -112,6 +125,19 @@ def drive(fme: FME, cfg: Config, out: Path, wall_offset: float = 0.0) -> Path:
 
     plot_runs([out], out / "pool_reward.png")
     return out
+
+
+def warn_nonfinite(row: dict, warned: bool) -> bool:
+    """Say once per run, on stderr, that genomes went non-finite (every row counts them)."""
+    if row.get("nonfinite") and not warned:
+        print(
+            f"srml: warning: {row['nonfinite']} genome(s) had non-finite weights or rewards in "
+            f"generation {row['generation']}; they get fitness -inf and the run goes on "
+            "(the 'nonfinite' column of log.jsonl counts them)",
+            file=sys.stderr,
+        )
+        return True
+    return warned
 
 
 def _progress(cfg: Config, initial: int = 0):
