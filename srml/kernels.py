@@ -83,7 +83,7 @@ def make_srwm_kernel(spec: NetSpec, jit):
     n_layers, n_beta = spec.n_layers, spec.n_beta
     offsets, heads, head_in, head_out = spec.offsets, spec.heads, spec.head_in, spec.head_out
     d_out_last = spec.act_dim
-    f0, f05, f1 = np.float32(0.0), np.float32(0.5), np.float32(1.0)
+    f0, f05 = np.float32(0.0), np.float32(0.5)
 
     @jit
     def srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify):
@@ -143,7 +143,6 @@ def make_srwm_kernel(spec: NetSpec, jit):
         for j in range(d_out_last):
             y[j] = h0[j]
 
-    _ = f1
     return srwm_forward
 
 
