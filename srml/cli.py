@@ -66,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--total-steps/--generations or change --progress and the like)",
     )
     _add_config_flags(r)
+    b = sub.add_parser("bench", help="agent-steps/s on the peers' workload (SRWM d_in 8)")
+    b.add_argument("--env", default="CartPole-v1")
+    b.add_argument("--backend", default="numba")
+    b.add_argument("--pop", type=int, default=1024, help="population (agents run together)")
+    b.add_argument("--lifetime", type=int, default=500, help="env steps per agent")
+    b.add_argument("--repeats", type=int, default=3, help="timed runs after the first")
+    b.add_argument("--twin", default="auto", help="auto or off (Gymnasium's own env)")
+    b.add_argument("--threads", type=int, default=0, help="numba threads; 0 means all")
     pl = sub.add_parser("plot", help="overlay the pool reward curves of runs")
     pl.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     pl.add_argument("-o", "--output", type=Path, default=Path("pool_reward.png"))
@@ -113,12 +121,24 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import bench, report
+
+    if args.pop < 1 or args.lifetime < 1 or args.repeats < 1:
+        raise SrmlError("--pop, --lifetime and --repeats must be >= 1")
+    r = bench(
+        args.env, args.backend, args.pop, args.lifetime, args.repeats, args.twin, args.threads
+    )
+    print(report(r))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # so `--env mymodule:MyEnv-v0` finds ./mymodule.py
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "plot": cmd_plot}[args.command](args)
+        return {"run": cmd_run, "plot": cmd_plot, "bench": cmd_bench}[args.command](args)
     except SrmlError as e:
         print(f"srml: error: {e}", file=sys.stderr)
         return 2
