@@ -171,6 +171,20 @@ def _actor_class(ray):
     return _ACTOR
 
 
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast on a [ray://]host:port nobody listens on (Ray itself retries for minutes)."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return  # "auto" and other forms: Ray resolves them and fails quickly on its own
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise SrmlError(f"no Ray cluster answers at {address}: {e}") from None
+
+
 def target_generation(cfg: Config) -> int:
     """Generations each island runs: the first of --generations and --total-steps reached."""
     per_gen = cfg.workers * cfg.batch * cfg.lifetime
@@ -263,6 +277,8 @@ class Islands:
         # Ray's own INFO/WARNING lines would bury srml's one-line messages; SRML_DEBUG shows them
         level = logging.INFO if os.environ.get("SRML_DEBUG") else logging.ERROR
         kw = {"include_dashboard": False, "logging_level": level}
+        if cfg.ray_address:
+            check_reachable(cfg.ray_address)
         try:
             if cfg.ray_address:
                 ray.init(address=cfg.ray_address, **kw)
