@@ -352,7 +352,7 @@ class Islands:
                     if attempt >= MAX_ATTEMPTS:
                         raise SrmlError(
                             f"island {i}'s worker died {attempt} times in the round after "
-                            f"generation {self.generation} ({reason})"
+                            f"generation {self.generation} (last: {reason.rstrip('.')})"
                         ) from None
                     print(
                         f"srml: island {i}'s worker died ({reason}); restarting it from "
@@ -461,8 +461,8 @@ class Islands:
                 raise  # a failed start: new_run_dir removes what it made
             self.save()  # the last round's states are consistent with the log
             raise SrmlError(
-                f"{e} (the run is saved at generation {self.generation}: "
-                f"srml run --resume {self.out})"
+                f"{e}; the run is saved at generation {self.generation}: "
+                f"srml run --resume {self.out}"
             ) from None
         finally:
             if bar is not None:

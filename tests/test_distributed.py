@@ -221,3 +221,62 @@ def test_env_error_in_an_island_is_one_line(cluster, tmp_path):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "island" in lines[0] and "boom" in lines[0], p.stderr
     assert not out.exists()  # failed in the first generation: nothing left behind
+
+
+CRASHY = """
+import os
+
+import gymnasium as gym
+
+
+class Crashy(gym.Wrapper):
+    '''CartPole whose worker process dies (os._exit) while the file CRASH exists.'''
+
+    def __init__(self, crash):
+        super().__init__(gym.make("CartPole-v1"))
+        self.crash = crash
+
+    def step(self, action):
+        if os.path.exists(self.crash):
+            os._exit(1)
+        return self.env.step(action)
+
+
+gym.register("test/Crashy-v0", entry_point=Crashy)
+"""
+
+
+def test_a_worker_that_keeps_dying_stops_the_run_resumably(cluster, tmp_path):
+    """Process deaths (not ray.kill): the island is restarted, and when it keeps dying the run
+    stops with one line, its last state saved; --resume finishes it once the cause is gone."""
+    (tmp_path / "crashy.py").write_text(CRASHY)
+    crash, out = tmp_path / "CRASH", tmp_path / "run"
+    cmd = [sys.executable, "-m", "srml", "run", "--workers", "2", "--env", "crashy:test/Crashy-v0",
+           "--env-kwargs", json.dumps({"crash": str(crash)}), *FLAGS, "--generations", "8",
+           "--ray-address", cluster, "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "log.jsonl").exists() or rows_of(out)[-1]["generation"] < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.005)
+    crash.touch()  # from now on every worker that steps the env dies
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert "died 4 times" in lines[-1] and f"srml run --resume {out}" in lines[-1], err
+    assert all("restarting it" in line for line in lines[:-1]), err  # one line per restart
+    _, meta = arrays(out / "pool.npz")
+    saved = meta["generation"]
+    assert saved >= 2 and meta["restarts"][0] + meta["restarts"][1] >= 4
+    crash.unlink()
+    p = subprocess.run(
+        [sys.executable, "-m", "srml", "run", "--resume", str(out), "--ray-address", cluster],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert f"resuming {out} from generation {saved}" in p.stderr
+    x, meta = arrays(out / "pool.npz")
+    assert meta["generation"] == 8
+    assert x["island0_pool_genomes"].shape[0] == x["island1_pool_genomes"].shape[0] == 64
+    assert [r["generation"] for r in rows_of(out) if "island" not in r] == list(range(1, 9))
