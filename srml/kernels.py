@@ -78,70 +78,97 @@ class NetSpec:
         )
 
 
-def make_srwm_kernel(spec: NetSpec, jit):
-    """``srwm_forward`` compiled with ``jit`` (see the module docstring)."""
-    n_layers, n_beta = spec.n_layers, spec.n_beta
-    offsets, heads, head_in, head_out = spec.offsets, spec.heads, spec.head_in, spec.head_out
-    d_out_last = spec.act_dim
+def make_layer_kernel(jit, off: int, H: int, di: int, do: int, n_beta: int, squash_input: bool):
+    """One layer's step with its shape as compile-time constants (the compiler unrolls and
+    vectorizes the short loops over d): reads h0 (tanh first if ``squash_input``), writes
+    y to h1, rewrites the layer's weights in g."""
+    rows = do + 2 * di + n_beta
     f0, f05 = np.float32(0.0), np.float32(0.5)
 
     @jit
-    def srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify):
-        # layer input in h0, output in h1, swapped after each layer
-        for j in range(x.shape[0]):
-            h0[j] = x[j]
-        for li in range(n_layers):
-            H, di, do, off = heads[li], head_in[li], head_out[li], offsets[li]
-            rows = do + 2 * di + n_beta
-            if li > 0:
-                for j in range(H * di):
-                    h0[j] = math.tanh(h0[j])
-            for hd in range(H):
-                base = off + hd * rows * di
-                xo = hd * di
-                for r in range(rows):
-                    acc = f0
-                    for d in range(di):
-                        acc += g[base + r * di + d] * h0[xo + d]
-                    out[r] = acc
-                for r in range(do):
-                    h1[hd * do + r] = out[r]
-                # softmax of k and q (max-shifted, as the reference)
-                mk = out[do]
-                mq = out[do + di]
-                for d in range(1, di):
-                    mk = max(mk, out[do + d])
-                    mq = max(mq, out[do + di + d])
-                sk = f0
-                sq = f0
+    def layer(g, h0, h1, out, pk, pq, lr, self_modify):
+        if squash_input:
+            for j in range(H * di):
+                h0[j] = math.tanh(h0[j])
+        for hd in range(H):
+            base = off + hd * rows * di
+            xo = hd * di
+            for r in range(rows):
+                acc = f0
                 for d in range(di):
-                    pk[d] = math.exp(out[do + d] - mk)
-                    pq[d] = math.exp(out[do + di + d] - mq)
-                    sk += pk[d]
-                    sq += pq[d]
+                    acc += g[base + r * di + d] * h0[xo + d]
+                out[r] = acc
+            for r in range(do):
+                h1[hd * do + r] = out[r]
+            # softmax of k and q (max-shifted, as the reference)
+            mk = out[do]
+            mq = out[do + di]
+            for d in range(1, di):
+                mk = max(mk, out[do + d])
+                mq = max(mq, out[do + di + d])
+            sk = f0
+            sq = f0
+            for d in range(di):
+                pk[d] = math.exp(out[do + d] - mk)
+                pq[d] = math.exp(out[do + di + d] - mq)
+                sk += pk[d]
+                sq += pq[d]
+            for d in range(di):
+                pk[d] = pk[d] / sk
+                pq[d] = pq[d] / sq
+            if not self_modify:
+                continue
+            for j in range(n_beta):
+                lr[j] = f05 + f05 * math.tanh(f05 * out[do + 2 * di + j])
+            for d in range(di):
+                pq[d] = pq[d] - pk[d]  # pq now holds pq - pk
+            for r in range(rows):
+                acc = f0
                 for d in range(di):
-                    pk[d] = pk[d] / sk
-                    pq[d] = pq[d] / sq
-                if not self_modify:
-                    continue
-                for j in range(n_beta):
-                    lr[j] = f05 + f05 * math.tanh(f05 * out[do + 2 * di + j])
+                    acc += g[base + r * di + d] * pq[d]
+                b = 0
+                if n_beta > 1:
+                    b = 0 if r < do else (1 if r < do + di else (2 if r < do + 2 * di else 3))
+                c = lr[b] * acc
                 for d in range(di):
-                    pq[d] = pq[d] - pk[d]  # pq now holds pq - pk
-                for r in range(rows):
-                    acc = f0
-                    for d in range(di):
-                        acc += g[base + r * di + d] * pq[d]
-                    b = 0
-                    if n_beta > 1:
-                        b = 0 if r < do else (1 if r < do + di else (2 if r < do + 2 * di else 3))
-                    c = lr[b] * acc
-                    for d in range(di):
-                        g[base + r * di + d] += c * pk[d]
-            for j in range(H * do):
+                    g[base + r * di + d] += c * pk[d]
+
+    return layer
+
+
+def make_srwm_kernel(spec: NetSpec, jit):
+    """``srwm_forward`` compiled with ``jit`` (see the module docstring): the layer kernels
+    chained by closures, each layer's output becoming the next one's input."""
+    layers = [
+        make_layer_kernel(jit, spec.offsets[n], spec.heads[n], spec.head_in[n],
+                          spec.head_out[n], spec.n_beta, n > 0)
+        for n in range(spec.n_layers)
+    ]  # fmt: skip
+
+    def chain(n):  # layers n.. as one function; input in h0
+        layer = layers[n]
+        if n == len(layers) - 1:
+            return layer
+        rest, width = chain(n + 1), spec.heads[n] * spec.head_out[n]
+
+        @jit
+        def run(g, h0, h1, out, pk, pq, lr, self_modify):
+            layer(g, h0, h1, out, pk, pq, lr, self_modify)
+            for j in range(width):
                 h0[j] = h1[j]
-        for j in range(d_out_last):
-            y[j] = h0[j]
+            rest(g, h0, h1, out, pk, pq, lr, self_modify)
+
+        return run
+
+    network, d_in, d_out = chain(0), spec.d_in, spec.act_dim
+
+    @jit
+    def srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify):
+        for j in range(d_in):
+            h0[j] = x[j]
+        network(g, h0, h1, out, pk, pq, lr, self_modify)
+        for j in range(d_out):
+            y[j] = h1[j]
 
     return srwm_forward
 

@@ -19,14 +19,11 @@ from .base import Rollout, Task, finalize
 from .numpy_backend import NumpyBackend
 
 _CACHE: dict = {}
-import os
-
-FASTMATH = bool(int(os.environ.get("SRML_FASTMATH", "0")))
 
 
-def _scratch(spec: NetSpec, twin):
-    """Per-agent buffers, allocated inside the parallel loop (one set per agent)."""
-    return spec.max_width, spec.max_rows, spec.max_head_in, max(spec.max_head_in, spec.act_dim)
+def _scratch(spec: NetSpec):
+    """Sizes of the per-agent buffers (allocated inside the parallel loop, one set per agent)."""
+    return spec.max_width, spec.max_rows, max(spec.max_head_in, spec.act_dim)
 
 
 def fused_generation(spec: NetSpec, twin):
@@ -34,8 +31,8 @@ def fused_generation(spec: NetSpec, twin):
     key = ("fused", spec, twin.id, tuple(sorted(twin.params.items())))
     if key in _CACHE:
         return _CACHE[key]
-    run_agent = make_agent_kernel(spec, twin, numba.njit(fastmath=FASTMATH), "njit")
-    width, rows, hin, pdim = _scratch(spec, twin)
+    run_agent = make_agent_kernel(spec, twin, numba.njit, "njit")
+    width, rows, pdim = _scratch(spec)
     state_dim, obs_dim, act_dim, d_in = twin.state_dim, twin.obs_dim, spec.act_dim, spec.d_in
     n_beta = spec.n_beta
 
@@ -74,8 +71,8 @@ def batched_srwm(spec: NetSpec):
     if key in _CACHE:
         return _CACHE[key]
     srwm_forward = make_srwm_kernel(spec, numba.njit)
-    width, rows, hin, pdim = _scratch(spec, None)
-    n_beta, d_out = spec.n_beta, spec.act_dim
+    width, rows, pdim = _scratch(spec)
+    n_beta = spec.n_beta
 
     @numba.njit(parallel=True)
     def forward(genomes, x, active, self_modify, y):
@@ -90,7 +87,6 @@ def batched_srwm(spec: NetSpec):
         return y
 
     _CACHE[key] = forward
-    _ = d_out
     return forward
 
 
