@@ -78,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     pl.add_argument("-o", "--output", type=Path, default=Path("pool_reward.png"))
     pl.add_argument("--title", default=None)
+    pl.add_argument(
+        "--across-seeds",
+        action="store_true",
+        help="group runs by their parent directory (one group per method, one run per seed): "
+        "mean pool median over seeds with a bootstrap 95%% band",
+    )
+    pl.add_argument(
+        "--lineage",
+        action="store_true",
+        help="draw which founders' descendants fill the pool (runs with a lineage.npz)",
+    )
     return p
 
 
@@ -117,6 +128,19 @@ def cmd_plot(args) -> int:
             raise SrmlError(f"{run} is not a run directory (no log.jsonl)")
     if args.output.parent and not args.output.parent.exists():
         raise SrmlError(f"output directory {args.output.parent} does not exist")
+    if args.lineage:
+        from .plot import plot_lineage
+
+        print(plot_lineage(args.runs, args.output))
+        return 0
+    if args.across_seeds:
+        from .plot import plot_runs_across_seeds
+
+        groups: dict[str, list[Path]] = {}
+        for run in args.runs:
+            groups.setdefault(run.resolve().parent.name, []).append(run)
+        print(plot_runs_across_seeds(groups, args.output, args.title))
+        return 0
     print(plot_runs(args.runs, args.output, args.title))
     return 0
 

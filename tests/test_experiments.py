@@ -1,0 +1,146 @@
+"""The experiment scripts in quick mode, as a user runs them, and the helpers they share."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ["bandits", "classic_control", "ablations", "self_improvement", "tune_baselines"]
+sys.path.insert(0, str(ROOT / "experiments"))
+import common  # noqa: E402
+
+
+def run_script(name, *args):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / f"{name}.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+
+
+def expected_runs(name) -> int:
+    """How many env x method pairs the quick mode of experiment ``name`` names."""
+    args = common.parse_args("", str(ROOT / "experiments" / f"{name}.py"), ["--quick"])
+    methods = None
+    if name == "tune_baselines":
+        import tomllib
+
+        import tune_baselines
+
+        methods = tune_baselines.grid_methods(tomllib.loads(args.config.read_text())["grid"])
+        methods = {k: {x: y for x, y in v.items() if x != "family"} for k, v in methods.items()}
+    plan = common.load_plan(args, methods=methods)
+    return len(plan.envs) * len(plan.methods)
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """Every experiment's quick mode, run once for the tests below."""
+    out = {}
+    for name in EXPERIMENTS:
+        d = tmp_path_factory.mktemp(name)
+        p = run_script(name, "--quick", "--out", d)
+        out[name] = (p, d)
+    return out
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_quick_mode_writes_results_and_figures(quick_runs, name):
+    p, out = quick_runs[name]
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads((out / "results.json").read_text())
+    assert r["experiment"] == name and r["mode"] == "quick"
+    assert r["env_steps"] > 0 and len(r["seeds"]) >= 1
+    assert len(r["methods"]) == expected_runs(name)  # every env x method reported
+    for key, m in r["methods"].items():
+        lo, hi = m["ci95"]
+        assert len(m["per_seed"]) == len(r["seeds"]), key
+        assert all(math.isfinite(v) for v in m["per_seed"]), key
+        assert lo <= m["final_fitness_mean"] <= hi, key
+        assert m["final_fitness_mean"] == pytest.approx(np.mean(m["per_seed"])), key
+    logs = sorted(out.glob("*/*/seed*/log.jsonl"))
+    assert len(logs) == len(r["methods"]) * len(r["seeds"])
+    steps = {json.loads(log.read_text().splitlines()[-1])["env_steps"] for log in logs}
+    assert steps == {r["env_steps"]}  # every method and seed used the same number of env steps
+    if name != "tune_baselines":
+        for fig in ("pool_reward.png", "eval_fitness.png", "lineage.png"):
+            assert (out / fig).stat().st_size > 5000, fig
+
+
+def test_bandits_in_lifetime_curves(quick_runs):
+    _, out = quick_runs["bandits"]
+    r = json.loads((out / "results.json").read_text())
+    assert (out / "lifetime_reward.png").stat().st_size > 5000
+    assert set(r["lifetime_reward"]) == set(r["methods"])
+    for c in r["lifetime_reward"].values():
+        assert len(c["reward_mean"]) == len(c["pull"]) == 20  # the bandits' episode length
+        assert all(0.0 <= v <= 1.0 for v in c["reward_mean"])  # rewards are 0 or 1
+
+
+def test_self_improvement_measures_every_snapshot_on_every_test_task(quick_runs):
+    _, out = quick_runs["self_improvement"]
+    r = json.loads((out / "results.json").read_text())
+    assert len(r["snapshots"]) == 2  # the quick mode's test tasks
+    for table in r["snapshots"].values():
+        fractions = [s["fraction"] for s in table.values()]
+        assert fractions == [0.3, 1.0]
+        steps = [s["env_steps"] for s in table.values()]
+        assert steps[0] < steps[1]
+    assert len(list(out.glob("*/fme/seed0/snapshots/*.npz"))) == 2
+
+
+def test_tuning_reports_the_best_setting_of_each_baseline(quick_runs):
+    _, out = quick_runs["tune_baselines"]
+    r = json.loads((out / "results.json").read_text())
+    for key, best in r["best"].items():
+        env, family = key.split("/")
+        rivals = [m for k, m in r["methods"].items() if k.startswith(f"{env}/{family},")]
+        assert best["final_fitness_mean"] == max(m["final_fitness_mean"] for m in rivals)
+
+
+def test_srml_plot_draws_experiment_runs_across_seeds_and_lineage(quick_runs, tmp_path):
+    _, out = quick_runs["ablations"]
+    runs = sorted(out.glob("CartPole-v1/*/seed*"))
+    p = subprocess.run(
+        [sys.executable, "-m", "srml", "plot", *runs, "--across-seeds", "-o", tmp_path / "a.png"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "a.png").stat().st_size > 5000
+    fme = sorted(out.glob("CartPole-v1/fme/seed*"))
+    p = subprocess.run(
+        [sys.executable, "-m", "srml", "plot", *fme, "--lineage", "-o", tmp_path / "l.png"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "l.png").stat().st_size > 5000
+
+
+def test_a_bad_plan_is_refused_in_one_line_before_any_run(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        'envs = ["CartPole-v1"]\n[methods.x]\nmethod = "cma_es"\n[quick.config]\ntotal_steps = 1000\n'
+    )
+    p = run_script("classic_control", "--quick", "--config", cfg, "--out", tmp_path / "o")
+    assert p.returncode == 2 and "unknown method 'cma_es'" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_pull_index_and_reward_by_pull():
+    firsts = np.array([[1, 1], [0, 0], [0, 1], [1, 0], [0, 0]], bool)
+    np.testing.assert_array_equal(
+        common.pull_index(firsts), [[0, 0], [1, 1], [2, 0], [0, 1], [1, 2]]
+    )
+
+    class R:
+        rewards = np.array([[0, 1], [1, 1], [1, 0], [0, 0], [1, 1]], float)
+
+    R.firsts = firsts
+    np.testing.assert_allclose(common.reward_by_pull(R, 3), [0.25, 0.75, 1.0])
