@@ -229,17 +229,24 @@ import os
 import gymnasium as gym
 
 
-class Crashy(gym.Wrapper):
+class Crashy(gym.Env):
     '''CartPole whose worker process dies (os._exit) while the file CRASH exists.'''
 
+    metadata = {"render_modes": []}
+
     def __init__(self, crash):
-        super().__init__(gym.make("CartPole-v1"))
+        self.inner = gym.make("CartPole-v1")
+        self.observation_space = self.inner.observation_space
+        self.action_space = self.inner.action_space
         self.crash = crash
+
+    def reset(self, seed=None, options=None):
+        return self.inner.reset(seed=seed, options=options)
 
     def step(self, action):
         if os.path.exists(self.crash):
             os._exit(1)
-        return self.env.step(action)
+        return self.inner.step(action)
 
 
 gym.register("test/Crashy-v0", entry_point=Crashy)
