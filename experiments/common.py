@@ -334,9 +334,9 @@ def standard_figures(plan: Plan, runs: dict, out: Path) -> list[Path]:
             line.set_markersize(3)
     made.append(plot.save_figure(fig, out / "eval_fitness.png"))
 
-    lineage_runs = [
+    lineage_runs = [  # FME runs that started from more than one founder
         (env, label, rs[0]) for env, by in runs.items() for label, rs in by.items()
-        if (rs[0]["run_dir"] / "lineage.npz").exists()
+        if (rs[0]["run_dir"] / "lineage.npz").exists() and len(rs[0]["method"].founders) > 1
     ]  # fmt: skip
     if lineage_runs:
         fig, axes = plot.panels(

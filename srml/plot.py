@@ -144,7 +144,7 @@ def draw_lineage(ax, x, counts, top: int = 8, title: str = "") -> None:
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.set_ylabel("share of the pool")
     ax.set_title(title or "whose descendants fill the pool", fontsize=10)
-    ax.legend(fontsize=6, loc="lower left", ncol=3, framealpha=0.6)
+    ax.legend(fontsize=6, loc="upper left", ncol=3, framealpha=0.6)
 
 
 def panels(n: int, width: float = 4.6, height: float = 3.4, title: str = ""):
@@ -204,5 +204,6 @@ def plot_lineage(runs: list[Path], out: Path, top: int = 8) -> Path:
         if not path.exists():
             raise SrmlError(f"{run} has no lineage.npz (experiments write one for FME runs)")
         with np.load(path) as z:
-            draw_lineage(ax, z["env_steps"], z["counts"], top, title=_label(Path(run)))
+            title = "/".join(Path(run).resolve().parts[-3:])  # e.g. CartPole-v1/fme/seed0
+            draw_lineage(ax, z["env_steps"], z["counts"], top, title=title)
     return save_figure(fig, out)
