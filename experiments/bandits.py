@@ -63,13 +63,7 @@ def lifetime_figure(plan, runs, curves: dict, out: Path) -> Path:
         for label in runs[env]:
             c = curves[f"{common.env_slug(env)}/{label}"]
             series[label] = (np.array(c["pull"]), np.array(c["per_seed"]))
-        plot.draw_seed_bands(
-            ax,
-            series,
-            xlabel="pull within the episode",
-            ylabel="mean reward",
-            title=common.env_slug(env),
-        )
+        plot.draw_lifetime_reward(ax, series, title=common.env_slug(env))
     return plot.save_figure(fig, out / "lifetime_reward.png")
 
 

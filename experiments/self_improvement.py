@@ -121,9 +121,7 @@ def main(argv=None) -> int:
                 "ci95_hi": hi.tolist(),
             }
         snaps[name] = table
-        plot.draw_seed_bands(
-            ax, series, xlabel="pull within the episode", ylabel="mean reward", title=name
-        )
+        plot.draw_lifetime_reward(ax, series, title=name)
     plot.save_figure(fig, args.out / "lifetime_reward.png")
     results["snapshots"] = snaps
     common.write_results(args.out, results)

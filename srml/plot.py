@@ -123,6 +123,18 @@ def draw_seed_bands(ax, series: dict, xlabel="env steps", ylabel="", title="", *
     ax.legend(fontsize=7)
 
 
+def draw_lifetime_reward(ax, series: dict, title: str = "", unit: str = "pull") -> None:
+    """In-lifetime reward curves: mean reward at each step of an episode, over seeds.
+
+    series: label -> (step numbers (T,), rewards (n_seeds, T)), each row the mean over the
+    lanes and episodes of one seed. A curve that rises within the episode is learning inside
+    the lifetime (the weights are not reset between steps).
+    """
+    draw_seed_bands(
+        ax, series, xlabel=f"{unit} within the episode", ylabel="mean reward", title=title
+    )
+
+
 def draw_lineage(ax, x, counts, top: int = 8, title: str = "") -> None:
     """Stacked shares of the pool held by each founder's descendants over env steps.
 

@@ -144,3 +144,17 @@ def test_pull_index_and_reward_by_pull():
 
     R.firsts = firsts
     np.testing.assert_allclose(common.reward_by_pull(R, 3), [0.25, 0.75, 1.0])
+
+
+def test_bootstrap_band_brackets_the_mean_and_narrows_with_agreement():
+    from srml.plot import bootstrap_band
+
+    rng = np.random.default_rng(0)
+    wide = rng.normal(0.0, 1.0, size=(5, 40))
+    mean, lo, hi = bootstrap_band(wide)
+    np.testing.assert_allclose(mean, wide.mean(0))
+    assert np.all(lo <= mean) and np.all(mean <= hi) and np.all(hi - lo > 0)
+    _, lo2, hi2 = bootstrap_band(wide * 0.1)
+    np.testing.assert_allclose(hi2 - lo2, 0.1 * (hi - lo), rtol=1e-9)  # same resamples, scaled
+    one = bootstrap_band(wide[:1])
+    np.testing.assert_array_equal(one[1], one[2])  # one seed: no band
