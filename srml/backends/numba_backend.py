@@ -4,7 +4,7 @@
   generation; agents in parallel over threads (``prange``), the lifetime inside
   the kernel, each genome's weights in cache for all of it.
 - Generic path (any other Gymnasium env): the numpy backend's loop, with the
-  SRWM step replaced by a compiled, thread-parallel one.
+  SRWM step replaced by a compiled one (single-threaded: see batched_srwm).
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ def fused_generation(spec: NetSpec, twin):
 
 
 def batched_srwm(spec: NetSpec):
-    """Compiled ``forward(genomes, x, active, y)`` over the population, in parallel."""
+    """Compiled ``forward(genomes, x, active, y)`` over the population, one thread.
+
+    Called once per env step, between Gymnasium's (single-threaded) steps: a parallel
+    loop here would meet a thread barrier 500 times a lifetime, and on a busy machine
+    those barriers cost far more than the work (measured: 7x slower at P=1024 with
+    another process on the second core)."""
     key = ("srwm", spec)
     if key in _CACHE:
         return _CACHE[key]
@@ -74,15 +79,15 @@ def batched_srwm(spec: NetSpec):
     width, rows, pdim = _scratch(spec)
     n_beta = spec.n_beta
 
-    @numba.njit(parallel=True)
+    @numba.njit
     def forward(genomes, x, active, self_modify, y):
-        for i in numba.prange(genomes.shape[0]):
-            h0 = np.empty(width, np.float32)
-            h1 = np.empty(width, np.float32)
-            out = np.empty(rows, np.float32)
-            pk = np.empty(pdim, np.float32)
-            pq = np.empty(pdim, np.float32)
-            lr = np.empty(n_beta, np.float32)
+        h0 = np.empty(width, np.float32)
+        h1 = np.empty(width, np.float32)
+        out = np.empty(rows, np.float32)
+        pk = np.empty(pdim, np.float32)
+        pq = np.empty(pdim, np.float32)
+        lr = np.empty(n_beta, np.float32)
+        for i in range(genomes.shape[0]):
             srwm_forward(genomes[i], x[i], h0, h1, out, pk, pq, lr, y[i], self_modify and active[i])
         return y
 
