@@ -4,6 +4,8 @@ a killed worker is replaced without losing its island, and an island run resumes
 import json
 import logging
 import os
+import random
+import signal
 import subprocess
 import sys
 import threading
@@ -56,7 +58,10 @@ def srml(*args, timeout=240):
 
 
 def rows_of(run):
-    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    """The log's complete lines (polled while a run appends: a line being written is skipped)."""
+    from srml.runlog import read_log
+
+    return read_log(run / "log.jsonl")
 
 
 def arrays(path):
@@ -140,12 +145,84 @@ def test_plot_draws_each_island(tmp_path, monkeypatch):
     assert list(island_line.get_xdata()) == [20, 40]  # at the merged step count
 
 
+ENV_MODULES = {
+    "srml_test_badenv": """
+import gymnasium as gym
+import numpy as np
+
+
+class Explodes(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        raise RuntimeError("boom")
+
+
+gym.register("test/Explodes-v0", entry_point=Explodes)
+""",
+    "srml_test_crashy": """
+import os
+
+import gymnasium as gym
+
+
+class Crashy(gym.Env):
+    # CartPole whose worker process dies (os._exit) while the file `crash` exists
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, crash):
+        self.inner = gym.make("CartPole-v1")
+        self.observation_space = self.inner.observation_space
+        self.action_space = self.inner.action_space
+        self.crash = crash
+
+    def reset(self, seed=None, options=None):
+        return self.inner.reset(seed=seed, options=options)
+
+    def step(self, action):
+        if os.path.exists(self.crash):
+            os._exit(1)
+        return self.inner.step(action)
+
+
+gym.register("test/Crashy-v0", entry_point=Crashy)
+""",
+}
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    """One local Ray for the in-process tests; CLI runs join it with --ray-address."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+def cluster(tmp_path_factory):
+    """One local Ray for the in-process tests; CLI runs join it with --ray-address. Ray adds
+    the driver's current directory to its workers' path, so ray.init runs in the directory of
+    the test envs' modules (and the driver imports them from sys.path)."""
+    mods = tmp_path_factory.mktemp("envs")
+    for name, code in ENV_MODULES.items():
+        (mods / f"{name}.py").write_text(code)
+    sys.path.insert(0, str(mods))
+    cwd = os.getcwd()
+    os.chdir(mods)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+    finally:
+        os.chdir(cwd)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+    sys.path.remove(str(mods))
+
+
+def main_in_thread(argv):
+    """srml's CLI in this process (the driver joins the test's Ray), on a thread."""
+    from srml.cli import main
+
+    result = []
+    thread = threading.Thread(target=lambda: result.append(main(argv)))
+    thread.start()
+    return thread, result
 
 
 @pytest.fixture(scope="module")
@@ -183,106 +260,75 @@ def test_killed_worker_is_replaced_and_no_island_is_lost(cluster, reference, tmp
     assert_same_pools(out / "pool.npz", reference / "pool.npz")
 
 
-def test_island_run_resumes_exactly_on_an_existing_cluster(cluster, reference, tmp_path):
-    """A 5-generation run extended to 8 with --resume, both joining the running Ray cluster,
-    ends with the pools of the uninterrupted 8-generation run."""
-    out = tmp_path / "ext"
-    p = srml("run", "--workers", "2", "--generations", "5", *FLAGS, "--ray-address", cluster,
-             "--out", out)  # fmt: skip
-    assert p.returncode == 0, p.stderr
+def test_island_driver_killed_then_resumed_and_extended_is_exact(cluster, reference, tmp_path):
+    """The `srml run` process itself is killed with SIGKILL mid-run (its workers die with it);
+    `--resume`, joining the running cluster and raising --generations from 6 to 8, ends with
+    the pools of the uninterrupted 8-generation run."""
+    out = tmp_path / "run"
+    args = ["--workers", "2", "--generations", "6", *FLAGS, "--ray-address", cluster]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srml", "run", *args, "--out", str(out)], stderr=subprocess.PIPE
+    )
+    kill_after = random.Random().randint(2, 3)  # a generation of the run's first half
+    deadline = time.monotonic() + 120
+    while not (out / "log.jsonl").exists() or rows_of(out)[-1]["generation"] < kill_after:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    saved = arrays(out / "pool.npz")[1]["generation"] if (out / "pool.npz").exists() else 0
+    assert saved < 6
     p = srml("run", "--resume", out, "--generations", "8", "--ray-address", cluster)
     assert p.returncode == 0, p.stderr
-    assert "resuming" in p.stderr
+    assert f"resuming {out} from generation {saved}" in p.stderr
     assert_same_pools(out / "pool.npz", reference / "pool.npz")
-    merged = [r["generation"] for r in rows_of(out) if "island" not in r]
-    assert merged == list(range(1, 9))
+    assert [r["generation"] for r in rows_of(out) if "island" not in r] == list(range(1, 9))
 
 
-def test_env_error_in_an_island_is_one_line(cluster, tmp_path):
-    (tmp_path / "badenv.py").write_text(
-        "import gymnasium as gym, numpy as np\n"
-        "class Explodes(gym.Env):\n"
-        "    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)\n"
-        "    action_space = gym.spaces.Discrete(2)\n"
-        "    def reset(self, seed=None, options=None):\n"
-        "        return np.zeros(1, np.float32), {}\n"
-        "    def step(self, action):\n"
-        "        raise RuntimeError('boom')\n"
-        "gym.register('test/Explodes-v0', entry_point=Explodes)\n"
-    )
+def test_env_error_in_an_island_is_one_line(cluster, tmp_path, capsys):
     out = tmp_path / "never"
-    p = subprocess.run(
-        [sys.executable, "-m", "srml", "run", "--workers", "2", "--env", "badenv:test/Explodes-v0",
-         *FLAGS, "--generations", "2", "--ray-address", cluster, "--out", str(out)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=240,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    thread, code = main_in_thread(
+        ["run", "--workers", "2", "--env", "srml_test_badenv:test/Explodes-v0", *FLAGS,
+         "--generations", "2", "--out", str(out)]
     )  # fmt: skip
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and "island" in lines[0] and "boom" in lines[0], p.stderr
+    thread.join(timeout=120)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == [2] and len(lines) == 1, lines
+    assert "island" in lines[0] and "raised in step" in lines[0] and "boom" in lines[0]
     assert not out.exists()  # failed in the first generation: nothing left behind
 
 
-CRASHY = """
-import os
+def test_a_worker_that_keeps_dying_stops_the_run_resumably(cluster, tmp_path, capsys, monkeypatch):
+    """Process deaths (os._exit in the env, not ray.kill): the island is restarted, and when it
+    keeps dying the run stops with one line, its last state saved; --resume finishes it once the
+    cause is gone."""
+    import srml.distributed
 
-import gymnasium as gym
-
-
-class Crashy(gym.Env):
-    '''CartPole whose worker process dies (os._exit) while the file CRASH exists.'''
-
-    metadata = {"render_modes": []}
-
-    def __init__(self, crash):
-        self.inner = gym.make("CartPole-v1")
-        self.observation_space = self.inner.observation_space
-        self.action_space = self.inner.action_space
-        self.crash = crash
-
-    def reset(self, seed=None, options=None):
-        return self.inner.reset(seed=seed, options=options)
-
-    def step(self, action):
-        if os.path.exists(self.crash):
-            os._exit(1)
-        return self.inner.step(action)
-
-
-gym.register("test/Crashy-v0", entry_point=Crashy)
-"""
-
-
-def test_a_worker_that_keeps_dying_stops_the_run_resumably(cluster, tmp_path):
-    """Process deaths (not ray.kill): the island is restarted, and when it keeps dying the run
-    stops with one line, its last state saved; --resume finishes it once the cause is gone."""
-    (tmp_path / "crashy.py").write_text(CRASHY)
+    monkeypatch.setattr(srml.distributed, "MAX_ATTEMPTS", 2)  # the product allows 4
     crash, out = tmp_path / "CRASH", tmp_path / "run"
-    cmd = [sys.executable, "-m", "srml", "run", "--workers", "2", "--env", "crashy:test/Crashy-v0",
-           "--env-kwargs", json.dumps({"crash": str(crash)}), *FLAGS, "--generations", "8",
-           "--ray-address", cluster, "--out", str(out)]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    thread, code = main_in_thread(
+        ["run", "--workers", "2", "--env", "srml_test_crashy:test/Crashy-v0", "--env-kwargs",
+         json.dumps({"crash": str(crash)}), *FLAGS, "--generations", "8", "--out", str(out)]
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (out / "log.jsonl").exists() or rows_of(out)[-1]["generation"] < 2:
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline and thread.is_alive()
         time.sleep(0.005)
     crash.touch()  # from now on every worker that steps the env dies
-    _, err = proc.communicate(timeout=240)
-    assert proc.returncode == 2, err
-    lines = err.strip().splitlines()
-    assert "died 4 times" in lines[-1] and f"srml run --resume {out}" in lines[-1], err
-    assert all("restarting it" in line for line in lines[:-1]), err  # one line per restart
+    thread.join(timeout=120)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == [2], lines
+    assert "died 2 times" in lines[-1] and f"srml run --resume {out}" in lines[-1], lines
+    restarts = [line for line in lines[:-1] if "restarting it" in line]
+    assert restarts and len(restarts) == len(lines) - 1, lines  # one line per restart, no noise
     _, meta = arrays(out / "pool.npz")
     saved = meta["generation"]
-    assert saved >= 2 and meta["restarts"][0] + meta["restarts"][1] >= 4
+    assert 2 <= saved < 8 and sum(meta["restarts"]) >= 2
     crash.unlink()
-    p = subprocess.run(
-        [sys.executable, "-m", "srml", "run", "--resume", str(out), "--ray-address", cluster],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    assert f"resuming {out} from generation {saved}" in p.stderr
+    thread, code = main_in_thread(["run", "--resume", str(out)])
+    thread.join(timeout=120)
+    err = capsys.readouterr().err
+    assert code == [0] and f"resuming {out} from generation {saved}" in err, err
     x, meta = arrays(out / "pool.npz")
     assert meta["generation"] == 8
     assert x["island0_pool_genomes"].shape[0] == x["island1_pool_genomes"].shape[0] == 64
