@@ -68,9 +68,16 @@ def island_seed(seed: int, island: int) -> int:
 
 
 def island_config(cfg: Config, island: int) -> Config:
-    """The config one island's FME loop runs with: its own seed, no Ray, no progress bar."""
+    """The config one island's FME loop runs with: its own seed, its worker's cores as backend
+    threads, no Ray, no progress bar."""
     return replace(
-        cfg, seed=island_seed(cfg.seed, island), workers=0, ray_address="", progress=False, out=""
+        cfg,
+        seed=island_seed(cfg.seed, island),
+        threads=cfg.worker_cpus,
+        workers=0,
+        ray_address="",
+        progress=False,
+        out="",
     )
 
 

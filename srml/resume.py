@@ -27,7 +27,7 @@ from .errors import SrmlError
 
 EXTENDABLE = ("total_steps", "generations")
 """Limits --resume may raise (0 means no limit): a longer run continues the same trajectory."""
-FREE = ("progress", "checkpoint_every", "ray_address", "worker_cpus")
+FREE = ("progress", "checkpoint_every", "threads", "ray_address", "worker_cpus")
 """Settings --resume may change: they do not change what the run computes."""
 
 
