@@ -83,7 +83,7 @@ def make_layer_kernel(jit, off: int, H: int, di: int, do: int, n_beta: int, squa
     vectorizes the short loops over d): reads h0 (tanh first if ``squash_input``), writes
     y to h1, rewrites the layer's weights in g."""
     rows = do + 2 * di + n_beta
-    f0, f05 = np.float32(0.0), np.float32(0.5)
+    f0, f1, f80 = np.float32(0.0), np.float32(1.0), np.float32(80.0)
 
     @jit
     def layer(g, h0, h1, out, pk, pq, lr, self_modify):
@@ -119,7 +119,10 @@ def make_layer_kernel(jit, off: int, H: int, di: int, do: int, n_beta: int, squa
             if not self_modify:
                 continue
             for j in range(n_beta):
-                lr[j] = f05 + f05 * math.tanh(f05 * out[do + 2 * di + j])
+                # sigmoid: one expf is far cheaper than tanhf; the clamp keeps exp finite
+                # (sigmoid(-80) = 2e-35, 0 to float tolerance)
+                z = min(-out[do + 2 * di + j], f80)
+                lr[j] = f1 / (f1 + math.exp(z))
             for d in range(di):
                 pq[d] = pq[d] - pk[d]  # pq now holds pq - pk
             for r in range(rows):
