@@ -26,9 +26,18 @@ _CACHE: dict = {}
 INLINE = numba.njit(inline="always")
 
 
-def _scratch(spec: NetSpec):
-    """Sizes of the per-agent buffers (allocated inside the parallel loop, one set per agent)."""
-    return spec.max_width, spec.max_rows, max(spec.max_head_in, spec.act_dim)
+def srwm_scratch(spec: NetSpec):
+    """Compiled ``scratch() -> (h0, h1, out, pk, pq, lr)``: the SRWM step's buffers."""
+    width, rows, n_beta = spec.max_width, spec.max_rows, spec.n_beta
+    pdim = max(spec.max_head_in, spec.act_dim)
+
+    @INLINE
+    def scratch():
+        f32 = np.float32
+        return (np.empty(width, f32), np.empty(width, f32), np.empty(rows, f32),
+                np.empty(pdim, f32), np.empty(pdim, f32), np.empty(n_beta, f32))  # fmt: skip
+
+    return scratch
 
 
 def fused_generation(spec: NetSpec, twin):
@@ -37,9 +46,8 @@ def fused_generation(spec: NetSpec, twin):
     if key in _CACHE:
         return _CACHE[key]
     run_agent = make_agent_kernel(spec, twin, INLINE, INLINE)
-    width, rows, pdim = _scratch(spec)
+    scratch = srwm_scratch(spec)
     state_dim, obs_dim, act_dim, d_in = twin.state_dim, twin.obs_dim, spec.act_dim, spec.d_in
-    n_beta = spec.n_beta
 
     @numba.njit(parallel=True)
     def generation(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f):
@@ -50,12 +58,7 @@ def fused_generation(spec: NetSpec, twin):
             state = np.empty(state_dim)
             obs = np.empty(obs_dim, np.float32)
             x = np.empty(d_in, np.float32)
-            h0 = np.empty(width, np.float32)
-            h1 = np.empty(width, np.float32)
-            out = np.empty(rows, np.float32)
-            pk = np.empty(pdim, np.float32)
-            pq = np.empty(pdim, np.float32)
-            lr = np.empty(n_beta, np.float32)
+            h0, h1, out, pk, pq, lr = scratch()
             y = np.empty(act_dim, np.float32)
             act = np.empty(act_dim, np.float32)
             ret, eps = run_agent(
@@ -81,17 +84,11 @@ def batched_srwm(spec: NetSpec):
     if key in _CACHE:
         return _CACHE[key]
     srwm_forward = make_srwm_kernel(spec, INLINE)
-    width, rows, pdim = _scratch(spec)
-    n_beta = spec.n_beta
+    scratch = srwm_scratch(spec)
 
     @numba.njit
     def forward(genomes, x, active, self_modify, y):
-        h0 = np.empty(width, np.float32)
-        h1 = np.empty(width, np.float32)
-        out = np.empty(rows, np.float32)
-        pk = np.empty(pdim, np.float32)
-        pq = np.empty(pdim, np.float32)
-        lr = np.empty(n_beta, np.float32)
+        h0, h1, out, pk, pq, lr = scratch()
         for i in range(genomes.shape[0]):
             srwm_forward(genomes[i], x[i], h0, h1, out, pk, pq, lr, y[i], self_modify and active[i])
         return y
