@@ -86,3 +86,21 @@ def test_cuda_refuses_envs_without_twin():
     task = make_task(Config(env="CartPole-v1", twin="off", batch=4, pool_size=4))
     with pytest.raises(SrmlError, match="twin"):
         make_backend("cuda", task, 4)
+
+
+def test_numba_results_do_not_depend_on_thread_count():
+    """Agents are independent and their random numbers are keyed by lane: any split is exact."""
+    import numba
+
+    task = make_task(Config(env="CartPole-v1", batch=64, pool_size=64, lifetime=80))
+    genomes = task.layout.init(np.random.default_rng(3), 64, 1.0)
+    before = numba.get_num_threads()
+    try:
+        runs = [
+            make_backend("numba", task, 64, threads=t).run(genomes, seed=5)
+            for t in (1, numba.config.NUMBA_NUM_THREADS)
+        ]
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(runs[0].genomes, runs[1].genomes)
+    np.testing.assert_array_equal(runs[0].fitness, runs[1].fitness)
