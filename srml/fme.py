@@ -29,9 +29,12 @@ def make_task(cfg: Config) -> Task:
     if cfg.twin == "auto":  # Gymnasium's id runs on srml's twin, whose dynamics match it (tested)
         from . import envs
 
-        twin = envs.get_twin(env_id, **cfg.env_kwargs) or envs.get_twin(
-            "srml/" + env_id, **cfg.env_kwargs
-        )
+        try:
+            twin = envs.get_twin(env_id, **cfg.env_kwargs) or envs.get_twin(
+                "srml/" + env_id, **cfg.env_kwargs
+            )
+        except (TypeError, ValueError) as e:  # the twin's own check of its kwargs
+            raise SrmlError(f"bad env kwargs for {env_id!r}: {e}") from None
     if twin is not None:
         env_id = twin.id
         obs_space, act_space = twin.observation_space, twin.action_space

@@ -91,6 +91,8 @@ BAD = [
     (["--backend", "fortran"], "backend"),
     (["--env", "srml_test/DictObs-v0"], "Dict"),
     (["--no-such-flag"], "no-such-flag"),
+    (["--env", "srml/BernoulliBandit-v0", "--env-kwargs", '{"n_arms": -3}'], "n_arms"),
+    (["--env", "srml/BernoulliBandit-v0", "--env-kwargs", '{"arms": 3}'], "arms"),
 ]
 
 
