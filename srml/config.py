@@ -106,6 +106,8 @@ class Config:
         )
         need(self.founders >= 0, f"--founders must be >= 0, got {self.founders}")
         need(self.sigma >= 0, f"--sigma must be >= 0, got {self.sigma}")
+        need(self.init_std > 0, f"--init-std must be > 0, got {self.init_std}")
+        need(self.threads >= 0, f"--threads must be >= 0 (0: all cores), got {self.threads}")
         need(self.temperature > 0, f"--temperature must be > 0, got {self.temperature}")
         need(self.twin in ("auto", "off"), f"--twin must be auto or off, got {self.twin!r}")
         need(self.checkpoint_every >= 1, "--checkpoint-every must be >= 1")

@@ -92,6 +92,8 @@ BAD = [
     (["--env", "srml_test/DictObs-v0"], "Dict"),
     (["--no-such-flag"], "no-such-flag"),
     (["--env", "srml/BernoulliBandit-v0", "--env-kwargs", '{"n_arms": -3}'], "n_arms"),
+    (["--init-std", "-1"], "init-std"),
+    (["--threads", "-1"], "threads"),
     (["--env", "srml/BernoulliBandit-v0", "--env-kwargs", '{"arms": 3}'], "arms"),
 ]
 
