@@ -241,7 +241,9 @@ def test_killed_worker_is_replaced_and_no_island_is_lost(cluster, reference, tmp
     thread = threading.Thread(target=lambda: done.append(driver.run()))
     thread.start()
     deadline = time.monotonic() + 120
-    while not (out / "log.jsonl").exists() or rows_of(out)[-1]["generation"] < 2:
+    while not ((out / "log.jsonl").exists() and (rows := rows_of(out))) or (
+        rows[-1]["generation"] < 2
+    ):
         assert time.monotonic() < deadline and thread.is_alive()
         time.sleep(0.005)
     pid = next(r["worker"] for r in rows_of(out) if r.get("island") == 1)
@@ -271,7 +273,10 @@ def test_island_driver_killed_then_resumed_and_extended_is_exact(cluster, refere
     )
     kill_after = random.Random().randint(2, 3)  # a generation of the run's first half
     deadline = time.monotonic() + 120
-    while not (out / "log.jsonl").exists() or rows_of(out)[-1]["generation"] < kill_after:
+    # the log may exist with no complete line yet (created, first line being written)
+    while not ((out / "log.jsonl").exists() and (rows := rows_of(out))) or (
+        rows[-1]["generation"] < kill_after
+    ):
         assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
@@ -311,7 +316,9 @@ def test_a_worker_that_keeps_dying_stops_the_run_resumably(cluster, tmp_path, ca
          json.dumps({"crash": str(crash)}), *FLAGS, "--generations", "8", "--out", str(out)]
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while not (out / "log.jsonl").exists() or rows_of(out)[-1]["generation"] < 2:
+    while not ((out / "log.jsonl").exists() and (rows := rows_of(out))) or (
+        rows[-1]["generation"] < 2
+    ):
         assert time.monotonic() < deadline and thread.is_alive()
         time.sleep(0.005)
     crash.touch()  # from now on every worker that steps the env dies
