@@ -12,7 +12,8 @@ closes over the network shape and codec as compile-time constants and returns
   (SRWM and environment fused; the genome stays in cache for all S steps).
 
 Arithmetic follows :mod:`srml.srwm` step for step (float32 network, float64
-environment), so results agree with the reference to float tolerance.
+environment; the sigmoid as 1 / (1 + exp(-z)) where the reference uses its tanh
+form), so results agree with the reference to float tolerance.
 """
 
 from __future__ import annotations
