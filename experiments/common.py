@@ -14,9 +14,9 @@ An experiment's TOML file holds:
 
 Precedence for a run's Config: [config] < [env_config.ENV] < [MODE.config] <
 [methods.NAME] < command-line --backend. Every run is a run directory
-``OUT/<env>/<method>/seed<k>/`` with config.toml, method.toml, log.jsonl
+``OUT/<env>/<method>/seed<k>/`` with config.toml (method and options included), log.jsonl
 (same columns as ``srml run``: the population's fitness as pool_fitness_*),
-eval.jsonl (held-out fitness of the deployed genomes) and, for FME, lineage.npz
+eval.jsonl (held-out fitness of the deployed genomes) and, for FME, lineage.jsonl
 (how many pool members descend from each founder, every generation), so
 ``srml plot`` reads them.
 """
@@ -29,17 +29,20 @@ import math
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
-import tomli_w
 
 from srml import plot
-from srml.baselines import METHODS, evaluate, make_method, option_names
 from srml.config import Config, from_dict
 from srml.errors import SrmlError
-from srml.runlog import append_line, atomic_write_bytes
+from srml.evaluation import evaluate_deployed
+from srml.fitness import finite_mean
+from srml.methods import METHODS, make_method, option_names
+from srml.run.loop import drive, run_in
+from srml.run.resume import prepare_to_continue, read_run, restore
+from srml.run.rundir import append_line, atomic_write_bytes, lock_run_dir, read_log
 
 CONFIG_FIELDS = {f.name for f in fields(Config)}
 
@@ -144,93 +147,72 @@ def env_slug(env: str) -> str:
     return env.split("/")[-1].split(":")[-1]
 
 
-def fitness_stats(f: np.ndarray) -> dict[str, float]:
-    """The pool_fitness_* columns of ``srml run``'s log, for any population."""
-    f = np.asarray(f, float)
-    f = f[np.isfinite(f)]
-    keys = ("min", "q10", "q25", "median", "q75", "q90", "mean", "max")
-    if len(f) == 0:
-        return dict.fromkeys(keys, float("nan"))
-    q = np.quantile(f, [0.1, 0.25, 0.5, 0.75, 0.9])
-    return dict(zip(keys, [f.min(), *q, f.mean(), f.max()], strict=True))
-
-
 def run_one(name: str, cfg: Config, options: dict, evals: int, run_dir: Path, hook=None) -> dict:
-    """Train one method for its budget, evaluating its deployed genomes ``evals`` times
-    (the last time with per-step actions and rewards recorded).
+    """Train one method for its budget through srml's run loop, evaluating its deployed
+    genomes ``evals`` times on held-out seeds (the last time with per-step actions and
+    rewards recorded), and return its curves.
 
-    Writes the run directory and returns its curves. ``hook(method, run_dir)``
-    is called after every generation (self-improvement saves snapshots there).
+    The run directory is a run directory like ``srml run``'s (config.toml, log.jsonl,
+    progress.csv, pool.npz checkpoints, lineage.jsonl for FME) plus eval.jsonl. Running
+    the experiment again continues a run that was stopped (exactly, from its checkpoint) and
+    reads a finished one back instead of repeating it. ``hook(method, run_dir)`` is called
+    after every generation (self-improvement saves snapshots there).
     """
-    if (run_dir / "log.jsonl").exists():
-        raise SrmlError(f"{run_dir} already holds a run; choose another --out")
+    cfg = replace(cfg, method=name, method_options=dict(options))
     method = make_method(name, cfg, **options)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.out = str(run_dir)
-    cfg.save(run_dir / "config.toml")
-    atomic_write_bytes(run_dir / "method.toml", tomli_w.dumps({"method": name, **options}).encode())
     eval_at = [math.ceil(cfg.total_steps * k / evals) for k in range(1, evals + 1)]
-    pool = getattr(method, "pool", None)
-    lineage, lineage_x = [], []
-    evals_done, curve, final_rollout, t0 = [], [], None, time.perf_counter()
+    final = {}
+
+    def after_generation(m, row) -> None:
+        done = len(read_log(run_dir / "eval.jsonl")) if (run_dir / "eval.jsonl").exists() else 0
+        while done < evals and (m.env_steps >= eval_at[done] or m.finished):
+            last = done == evals - 1
+            e = evaluate_deployed(m, done, record=last)  # the last one traced
+            if last:
+                final["rollout"] = e
+            append_line(run_dir / "eval.jsonl", {
+                "generation": m.generation,
+                "env_steps": m.env_steps,
+                "eval_fitness_mean": finite_mean(e.fitness),
+                "eval_fitness_sem": float(np.std(e.fitness[np.isfinite(e.fitness)]) / np.sqrt(max(np.isfinite(e.fitness).sum(), 1))),
+                "nonfinite": int(e.nonfinite),
+            })  # fmt: skip
+            done += 1
+        if hook is not None:
+            hook(m, run_dir)
+
+    t0 = time.perf_counter()
     try:
-        while not method.finished:
-            g0 = time.perf_counter()
-            res = method.step()
-            now = time.perf_counter()
-            stats = fitness_stats(method.population_fitness())
-            row = {
-                "generation": method.generation,
-                "env_steps": method.env_steps,
-                "wall_s": round(now - t0, 4),
-                "steps_per_s": res.env_steps / max(now - g0, 1e-9),
-                "pool_size": len(method.population_fitness()),
-                **{f"pool_fitness_{k}": float(v) for k, v in stats.items()},
-                "batch_fitness_mean": float(np.mean(res.fitness[np.isfinite(res.fitness)]))
-                if np.isfinite(res.fitness).any()
-                else float("nan"),
-                "nonfinite": int(res.nonfinite),
-            }
-            append_line(run_dir / "log.jsonl", row)
-            curve.append((method.env_steps, stats["median"]))
-            if pool is not None:
-                n_founders = len(method.founders)
-                lineage.append(np.bincount(pool.founder[: pool.size], minlength=n_founders))
-                lineage_x.append(method.env_steps)
-            while len(evals_done) < evals and (
-                method.env_steps >= eval_at[len(evals_done)] or method.finished
-            ):
-                last = len(evals_done) == evals - 1
-                e = evaluate(method, len(evals_done), record=last)  # the last one traced
-                final_rollout = e if last else final_rollout
-                f = e.fitness[np.isfinite(e.fitness)]
-                ev = {
-                    "env_steps": method.env_steps,
-                    "generation": method.generation,
-                    "eval_fitness_mean": float(f.mean()) if len(f) else float("nan"),
-                    "eval_fitness_sem": float(f.std() / np.sqrt(max(len(f), 1))),
-                    "nonfinite": int(e.nonfinite),
-                }
-                append_line(run_dir / "eval.jsonl", ev)
-                evals_done.append(ev)
-            if hook is not None:
-                hook(method, run_dir)
-        if lineage:
-            np.savez_compressed(
-                run_dir / "lineage.npz",
-                counts=np.stack(lineage).astype(np.int32),
-                env_steps=np.asarray(lineage_x),
+        if (run_dir / "config.toml").exists():  # a run started before: continue or read back
+            saved, state, rows = read_run(run_dir, {"progress": False})
+            if saved.method != name or saved.method_options != cfg.method_options:
+                raise SrmlError(f"{run_dir} holds another method's run; choose another --out")
+            if state is not None:
+                restore(method, state, run_dir / "pool.npz")
+            offset = prepare_to_continue(
+                saved, run_dir, rows, method.generation, method.finished, quiet=True
             )
+            if offset is not None:
+                with lock_run_dir(run_dir):
+                    drive(method, run_dir, callback=after_generation, progress=False,
+                          wall_offset=offset)  # fmt: skip
+        else:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            run_in(method, run_dir, callback=after_generation, progress=False)
+        if "rollout" not in final:  # read back: the last evaluation again (it is deterministic)
+            final["rollout"] = evaluate_deployed(method, evals - 1, record=True)
     finally:
         method.close()
-    wall = time.perf_counter() - t0
+    log = [r for r in read_log(run_dir / "log.jsonl") if "island" not in r]
+    evals_done = read_log(run_dir / "eval.jsonl")
+    curve = np.array([(r["env_steps"], r["pool_fitness_median"]) for r in log], float)
     return {
         "method": method,
-        "curve": np.asarray(curve),
+        "curve": curve,
         "evals": evals_done,
         "final": evals_done[-1]["eval_fitness_mean"],
-        "final_rollout": final_rollout,  # the last held-out evaluation, with per-step rewards
-        "wall_s": wall,
+        "final_rollout": final["rollout"],  # the last held-out evaluation, per-step rewards
+        "wall_s": log[-1]["wall_s"] if log else time.perf_counter() - t0,
         "env_steps": method.env_steps,
     }
 
@@ -336,20 +318,15 @@ def standard_figures(plan: Plan, runs: dict, out: Path) -> list[Path]:
 
     lineage_runs = [  # FME runs that started from more than one founder
         (env, label, rs[0]) for env, by in runs.items() for label, rs in by.items()
-        if (rs[0]["run_dir"] / "lineage.npz").exists() and len(rs[0]["method"].founders) > 1
+        if (rs[0]["run_dir"] / "lineage.jsonl").exists() and len(rs[0]["method"].founders) > 1
     ]  # fmt: skip
     if lineage_runs:
         fig, axes = plot.panels(
             len(lineage_runs), title="lineage: founders' descendants in the pool"
         )
         for ax, (env, label, r) in zip(axes, lineage_runs, strict=True):
-            with np.load(r["run_dir"] / "lineage.npz") as z:
-                plot.draw_lineage(
-                    ax,
-                    z["env_steps"],
-                    z["counts"],
-                    title=f"{env_slug(env)} {label} seed {r['seed']}",
-                )
+            x, counts = plot.read_lineage(r["run_dir"])
+            plot.draw_lineage(ax, x, counts, title=f"{env_slug(env)} {label} seed {r['seed']}")
         made.append(plot.save_figure(fig, out / "lineage.png"))
     return made
 

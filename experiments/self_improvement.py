@@ -19,6 +19,7 @@ training run's pool_reward.png, eval_fitness.png and lineage.png.
 
 from __future__ import annotations
 
+import io
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -28,32 +29,37 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from srml import plot, rng  # noqa: E402
+from srml import plot  # noqa: E402
 from srml.backends import make_backend  # noqa: E402
-from srml.baselines.base import EVAL_STREAM  # noqa: E402
 from srml.errors import SrmlError  # noqa: E402
-from srml.fme import make_task  # noqa: E402
+from srml.evaluation import heldout_seed  # noqa: E402
+from srml.run.rundir import atomic_write_bytes  # noqa: E402
+from srml.task import make_task  # noqa: E402
 
 
 class Snapshots:
-    """The generation hook: saves the deployed genomes when the run passes each fraction."""
+    """The generation hook: saves the deployed genomes when the run passes each fraction, as
+    RUN_DIR/snapshots/snap<i>.npz (kept across a resume: recomputed generations are exact)."""
 
     def __init__(self, fractions: list[float]):
         self.fractions = sorted(fractions)
-        self.saved: dict[Path, list[tuple[float, int, np.ndarray]]] = {}
 
     def __call__(self, method, run_dir: Path) -> None:
-        done = self.saved.setdefault(run_dir, [])
         total = method.cfg.total_steps
-        while (
-            len(done) < len(self.fractions)
-            and method.env_steps >= self.fractions[len(done)] * total
-        ):
-            frac = self.fractions[len(done)]
-            genomes = method.solution().copy()
-            (run_dir / "snapshots").mkdir(exist_ok=True)
-            np.savez(run_dir / "snapshots" / f"at_{method.env_steps}.npz", genomes=genomes)
-            done.append((frac, method.env_steps, genomes))
+        for i, frac in enumerate(self.fractions):
+            path = run_dir / "snapshots" / f"snap{i}.npz"
+            if method.env_steps >= frac * total and not path.exists():
+                path.parent.mkdir(exist_ok=True)
+                buf = io.BytesIO()
+                np.savez(buf, genomes=method.candidates(), env_steps=method.env_steps)
+                atomic_write_bytes(path, buf.getvalue())
+
+    def load(self, run_dir: Path) -> list[tuple[float, int, np.ndarray]]:
+        out = []
+        for i, frac in enumerate(self.fractions):
+            with np.load(run_dir / "snapshots" / f"snap{i}.npz") as z:
+                out.append((frac, int(z["env_steps"]), z["genomes"]))
+        return out
 
 
 def test_curves(cfg, genomes: np.ndarray, test: dict, k: int):
@@ -64,10 +70,10 @@ def test_curves(cfg, genomes: np.ndarray, test: dict, k: int):
         raise SrmlError(
             f"test task {test['env']} needs genomes of {task.layout.size} weights, not {genomes.shape[1]}"
         )
-    backend = make_backend(tcfg.backend, task, tcfg.batch)
+    backend = make_backend(tcfg.backend, task, tcfg.batch, tcfg.threads)
     try:
         lanes = genomes[np.arange(tcfg.batch) % len(genomes)]
-        res = backend.run(lanes, rng.derive_seed(cfg.seed, EVAL_STREAM, 1000 + k), record=True)
+        res = backend.run(lanes, heldout_seed(cfg.seed, 1000 + k), record=True)
     finally:
         backend.close()
     pulls = int(tcfg.env_kwargs.get("episode_steps", 20))
@@ -102,7 +108,7 @@ def main(argv=None) -> int:
         for i, frac in enumerate(hook.fractions):
             fits, curves, steps = [], [], []
             for r in rs:
-                f, s, genomes = hook.saved[r["run_dir"]][i]
+                f, s, genomes = hook.load(r["run_dir"])[i]
                 fit, curve = test_curves(r["cfg"], genomes, test, j)
                 fits.append(fit), curves.append(curve), steps.append(s)
             Y = np.stack(curves)

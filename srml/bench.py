@@ -17,7 +17,7 @@ import numpy as np
 
 from .backends import make_backend
 from .config import Config
-from .fme import make_task
+from .task import make_task
 
 
 def bench(
@@ -29,9 +29,8 @@ def bench(
     )  # fmt: skip
     cfg.validate()
     task = make_task(cfg)
-    options = {"threads": threads} if backend != "numpy" else {}
     t0 = time.perf_counter()
-    engine = make_backend(backend, task, pop, **options)
+    engine = make_backend(backend, task, pop, threads)
     genomes = task.layout.init(np.random.default_rng(0), pop, 0.1)
     engine.run(genomes, seed=0)
     first_s = time.perf_counter() - t0

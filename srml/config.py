@@ -15,11 +15,19 @@ from pathlib import Path
 
 import tomli_w
 
+from .backends import BACKENDS
 from .errors import SrmlError
+from .pool import SELECTIONS
+from .run.rundir import atomic_write_bytes
+from .srwm import BETAS
 
 
 @dataclass
 class Config:
+    method: str = "fme"
+    """Search method: fme (the method under test) or a baseline: hill_climber, openai_es, random_search."""
+    method_options: dict = field(default_factory=dict)
+    """Options particular to the method (TOML table, or JSON on the CLI), e.g. {"deploy": 16}."""
     env: str = "CartPole-v1"
     """Gymnasium env id (any registered id; srml's own are srml/...)."""
     env_kwargs: dict = field(default_factory=dict)
@@ -72,6 +80,8 @@ class Config:
     """Write pool.npz every this many generations (and always at the end)."""
     progress: bool = True
     """Show a progress bar on stderr."""
+    tensorboard: bool = False
+    """Also write the log rows for TensorBoard under RUN_DIR/tb (needs the tensorboard extra)."""
     workers: int = 0
     """Island workers run as Ray actors (needs the ray extra); 0 runs one pool in this process."""
     ray_address: str = ""
@@ -122,10 +132,6 @@ class Config:
             0 <= self.migrants <= self.pool_size,
             f"--migrants must be between 0 and --pool-size {self.pool_size}, got {self.migrants}",
         )
-        from .backends import BACKENDS
-        from .pool import SELECTIONS
-        from .srwm import BETAS
-
         for flag, value, names in [
             ("--backend", self.backend, BACKENDS),
             ("--selection", self.selection, SELECTIONS),
@@ -144,8 +150,6 @@ class Config:
         return tomli_w.dumps(asdict(self))
 
     def save(self, path: Path) -> None:
-        from .runlog import atomic_write_bytes
-
         atomic_write_bytes(path, self.to_toml().encode())
 
 

@@ -5,125 +5,105 @@ with a probability that rises with their fitness, run for one lifetime while
 they rewrite their own weights, and go back into the pool as new members with
 the fitness they just earned. Execution time given to better genomes is the
 only outer loop.
+
+    fme = FME(cfg)
+    while not fme.finished:
+        genomes = fme.ask()              # founders first, then draws from the pool
+        rollout = fme.evaluate(genomes)  # one lifetime each, weights rewritten as they act
+        fme.tell(rollout)                # the rewritten copies join the pool (LRU evicts)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from . import rng
-from .backends import Rollout, Task, make_backend
-from .config import Config
+from .backends import Rollout
 from .errors import SrmlError
 from .memory import check_memory, run_bytes
+from .method import Method, expect_array
 from .pool import Pool
-from .srwm import Codec, Layout
 
 
-def make_task(cfg: Config) -> Task:
-    """Resolve the env (and its compiled twin, if any) and the network shape."""
-    from .backends.base import env_spaces, resolve_env_id
-
-    env_id = resolve_env_id(cfg.env)
-    twin = None
-    if cfg.twin == "auto":  # Gymnasium's id runs on srml's twin, whose dynamics match it (tested)
-        from . import envs
-
-        try:
-            twin = envs.get_twin(env_id, **cfg.env_kwargs) or envs.get_twin(
-                "srml/" + env_id, **cfg.env_kwargs
-            )
-        except (TypeError, ValueError) as e:  # the twin's own check of its kwargs
-            raise SrmlError(f"bad env kwargs for {env_id!r}: {e}") from None
-    if twin is not None:
-        env_id = twin.id
-        obs_space, act_space = twin.observation_space, twin.action_space
-    else:
-        obs_space, act_space = env_spaces(env_id, cfg.env_kwargs)
-    codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag)
-    layout = Layout(codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta)
-    return Task(
-        env_id,
-        cfg.env_kwargs,
-        cfg.lifetime,
-        cfg.sample_actions,
-        codec,
-        layout,
-        twin,
-        cfg.self_modify,
-    )
+@dataclass
+class FMEOptions:
+    deploy: int = 16
+    """How many pool members (highest recorded fitness first) make up the deployed solution."""
 
 
-class FME:
-    """The FME loop over one pool. ``step()`` runs one generation and returns its Rollout."""
+class FME(Method):
+    """The FME loop over one pool (see the module docstring)."""
 
-    def __init__(self, cfg: Config, backend=None):
-        self.cfg = cfg.validate()
-        self.task = make_task(cfg)
-        G = self.task.layout.size  # refuse a pool that cannot fit before allocating anything
-        need = run_bytes(cfg.pool_size, G, cfg.n_founders, cfg.batch)
-        check_memory(need, f"a pool of {cfg.pool_size} genomes x {G} weights")
-        options = {"threads": cfg.threads} if cfg.backend != "numpy" else {}
-        self.backend = backend or make_backend(cfg.backend, self.task, cfg.batch, **options)
+    name = "fme"
+    Options = FMEOptions
+
+    def __init__(self, cfg, options: FMEOptions | None = None, backend=None):
+        super().__init__(cfg, options, backend)
         self.pool = Pool(cfg.pool_size, self.task.layout.size)
-        self.rng = np.random.default_rng(cfg.seed)  # pool sampling, founders, mutation
-        self.generation = 0
-        self.env_steps = 0
         self.founders = self.task.layout.init(self.rng, cfg.n_founders, cfg.init_std)
+        self._drawn = None  # (parent ids, founder ids) of the genomes asked for, or founder rows
 
-    def execute(self, genomes: np.ndarray) -> Rollout:
-        """Run B genomes for one lifetime; every generation gets its own rollout seed."""
-        res = self.backend.run(genomes, rng.derive_seed(self.cfg.seed, self.generation))
-        self.generation += 1
-        self.env_steps += res.env_steps
-        return res
+    def check_resources(self) -> None:
+        c, G = self.cfg, self.task.layout.size  # refuse a pool that cannot fit, before allocating
+        need = run_bytes(c.pool_size, G, c.n_founders, c.batch)
+        check_memory(need, f"a pool of {c.pool_size} genomes x {G} weights")
 
-    def step(self) -> Rollout:
-        B, pool = self.cfg.batch, self.pool
-        done = self.generation * B
+    def propose(self) -> np.ndarray:
+        B, done = self.cfg.batch, self.generation * self.cfg.batch
         if done < len(self.founders):  # founders are evaluated before they compete
             idx = np.arange(done, done + B) % len(self.founders)
-            res = self.execute(self.founders[idx])
-            pool.insert(res.genomes, res.fitness, founder=idx, born=self.generation - 1)
-            return res
-        idx = pool.sample(self.rng, B, self.cfg.selection, self.cfg.temperature)
-        genomes, parents, founders = pool.genomes[idx], pool.ids[idx], pool.founder[idx]
-        if self.cfg.sigma > 0:
+            self._drawn = (None, idx)
+            return self.founders[idx]
+        idx = self.pool.sample(self.rng, B, self.cfg.selection, self.cfg.temperature)
+        self._drawn = (self.pool.ids[idx], self.pool.founder[idx])
+        genomes = self.pool.genomes[idx]
+        if self.cfg.sigma > 0:  # a baseline knob only: pure FME has no mutation
             noise = self.rng.standard_normal(genomes.shape, dtype=np.float32)
             genomes = genomes + np.float32(self.cfg.sigma) * noise
-        res = self.execute(genomes)
-        pool.insert(res.genomes, res.fitness, parents, founders, born=self.generation - 1)
-        return res
+        return genomes
 
-    @property
-    def finished(self) -> bool:
-        c = self.cfg
-        return (c.total_steps > 0 and self.env_steps >= c.total_steps) or (
-            c.generations > 0 and self.generation >= c.generations
-        )
+    def update(self, asked: np.ndarray, rollout: Rollout) -> None:
+        parents, founders = self._drawn
+        self.pool.insert(rollout.genomes, rollout.fitness, parents, founders, self.generation)
 
-    # --- checkpoint state: everything a run needs to continue exactly ---------------------
-    def state(self) -> tuple[dict, dict]:
-        arrays = {f"pool_{k}": v for k, v in self.pool.state().items()}
-        arrays["founders"] = self.founders
-        meta = {
-            "generation": self.generation,
-            "env_steps": self.env_steps,
-            "rng": self.rng.bit_generator.state,
-            "config": self.cfg.to_toml(),
+    def population_fitness(self) -> np.ndarray:
+        return self.pool.fitness[: self.pool.size]
+
+    def lineage(self) -> tuple[np.ndarray, np.ndarray]:
+        """Founders with descendants in the pool and how many members descend from each."""
+        return np.unique(self.pool.founder[: self.pool.size], return_counts=True)
+
+    def row_extras(self, rollout: Rollout) -> dict:
+        _, counts = self.lineage()
+        p = counts / counts.sum()
+        return {
+            "lineages": len(counts),
+            "lineages_effective": float(np.exp(-(p * np.log(p)).sum())),
         }
-        return arrays, meta
 
-    def load_state(self, arrays: dict, meta: dict) -> None:
+    def records(self) -> dict[str, dict]:
+        founders, counts = self.lineage()
+        return {"lineage": {"founders": founders.tolist(), "counts": counts.tolist()}}
+
+    def candidates(self) -> np.ndarray:
+        return self.pool.genomes[self.pool.best(self.options.deploy)]
+
+    def candidates_fitness(self) -> np.ndarray:
+        return self.pool.fitness[self.pool.best(self.options.deploy)]
+
+    # --- checkpoint state: the pool and the founders still to be evaluated ------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**{f"pool_{k}": v for k, v in self.pool.state().items()}, "founders": self.founders}
+
+    def load_arrays(self, arrays: dict) -> None:
+        G, c = self.task.layout.size, self.cfg
+        pool_state = {k[5:]: v for k, v in arrays.items() if k.startswith("pool_")}
         try:
-            pool = Pool.from_state({k[5:]: v for k, v in arrays.items() if k.startswith("pool_")})
-        except (KeyError, ValueError) as e:
-            raise SrmlError(f"checkpoint pool is incomplete: {e}") from None
-        if pool.genomes.shape[1] != self.task.layout.size:
-            raise SrmlError(
-                f"checkpoint genomes have {pool.genomes.shape[1]} weights, "
-                f"this config needs {self.task.layout.size}"
-            )
-        self.pool, self.founders = pool, arrays["founders"]
-        self.generation, self.env_steps = int(meta["generation"]), int(meta["env_steps"])
-        self.rng.bit_generator.state = meta["rng"]
+            pool = Pool.from_state(pool_state, G)
+        except SrmlError as e:
+            raise SrmlError(f"checkpoint: {e}") from None
+        if pool.capacity != c.pool_size:
+            raise SrmlError(f"checkpoint pool holds {pool.capacity}, config says {c.pool_size}")
+        founders = expect_array(arrays, "founders", (c.n_founders, G), np.float32)
+        self.pool, self.founders = pool, founders

@@ -15,7 +15,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .errors import SrmlError  # noqa: E402
-from .runlog import atomic_write_bytes, read_log  # noqa: E402
+from .run.rundir import atomic_write_bytes, read_log  # noqa: E402
+
+
+def col(rows: list[dict], key: str) -> np.ndarray:
+    """One column of log rows as floats (a missing value or JSON null is NaN)."""
+    return np.array([np.nan if r.get(key) is None else r[key] for r in rows], float)
 
 
 def _label(run: Path) -> str:
@@ -33,7 +38,7 @@ def _plot_islands(ax, all_rows: list[dict], env_steps_at: dict, color, run: Path
         rows = [r for r in all_rows if r.get("island") == i and r["generation"] in env_steps_at]
         ax.plot(
             [env_steps_at[r["generation"]] for r in rows],
-            [r["pool_fitness_median"] for r in rows],
+            col(rows, "pool_fitness_median"),
             color=color,
             lw=0.8,
             alpha=0.75,
@@ -53,31 +58,23 @@ def plot_runs(runs: list[Path], out: Path, title: str | None = None) -> Path:
             raise SrmlError(f"{run / 'log.jsonl'} has no generations to plot")
         x = [r["env_steps"] for r in rows]
         color = f"C{n % 10}"
-        ax.plot(x, [r["pool_fitness_median"] for r in rows], color=color, label=_label(run))
+        ax.plot(x, col(rows, "pool_fitness_median"), color=color, label=_label(run))
         ax.fill_between(
             x,
-            [r["pool_fitness_q10"] for r in rows],
-            [r["pool_fitness_q90"] for r in rows],
+            col(rows, "pool_fitness_q10"),
+            col(rows, "pool_fitness_q90"),
             color=color,
             alpha=0.2,
             lw=0,
         )
-        ax.plot(x, [r["pool_fitness_max"] for r in rows], color=color, ls="--", lw=0.8)
+        ax.plot(x, col(rows, "pool_fitness_max"), color=color, ls="--", lw=0.8)
         _plot_islands(ax, all_rows, {r["generation"]: r["env_steps"] for r in rows}, color, run)
     ax.set_xlabel("env steps")
     ax.set_ylabel("pool fitness (mean return per episode)")
     ax.set_title(title or "pool fitness: median, 10-90% band, max (dashed)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(out, buf.getvalue())
-    return out
+    return save_figure(fig, out)
 
 
 # --- across seeds, within a lifetime, lineage (experiments/ and `srml plot --across-seeds/--lineage`)
@@ -177,7 +174,8 @@ def save_figure(fig, out: Path) -> Path:
 
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fmt = Path(out).suffix.lower().lstrip(".") or "png"
+    fig.savefig(buf, format=fmt if fmt in ("png", "pdf", "svg") else "png")
     plt.close(fig)
     atomic_write_bytes(Path(out), buf.getvalue())
     return Path(out)
@@ -190,7 +188,7 @@ def seed_curves(runs: list[Path], key: str = "pool_fitness_median"):
         rows = [r for r in read_log(Path(run) / "log.jsonl") if "island" not in r]
         if not rows:
             raise SrmlError(f"{Path(run) / 'log.jsonl'} has no generations to plot")
-        logs.append(([r["env_steps"] for r in rows], [r[key] for r in rows]))
+        logs.append((col(rows, "env_steps"), col(rows, key)))
     x = np.asarray(min((lg[0] for lg in logs), key=lambda v: v[-1]), float)
     Y = np.stack([np.interp(x, np.asarray(a, float), np.asarray(b, float)) for a, b in logs])
     return x, Y
@@ -208,14 +206,48 @@ def plot_runs_across_seeds(groups: dict, out: Path, title: str | None = None) ->
     return save_figure(fig, out)
 
 
+def read_lineage(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps (T,), counts (T, K)) from a run's lineage.jsonl: members descended from each
+    founder at every generation (K: founders ever seen)."""
+    rows = read_log(Path(run) / "lineage.jsonl")
+    if not rows:
+        raise SrmlError(f"{run} has no lineage records (FME runs write lineage.jsonl)")
+    k = 1 + max(max(r["founders"], default=0) for r in rows)
+    counts = np.zeros((len(rows), k), np.int64)
+    for t, r in enumerate(rows):
+        counts[t, r["founders"]] = r["counts"]
+    return np.array([r["env_steps"] for r in rows]), counts
+
+
 def plot_lineage(runs: list[Path], out: Path, top: int = 8) -> Path:
-    """Lineage of each run from its lineage.npz (written by the experiments for FME runs)."""
+    """Lineage of each run from its lineage.jsonl (FME runs)."""
     fig, axes = panels(len(runs))
     for ax, run in zip(axes, runs, strict=True):
-        path = Path(run) / "lineage.npz"
-        if not path.exists():
-            raise SrmlError(f"{run} has no lineage.npz (experiments write one for FME runs)")
-        with np.load(path) as z:
-            title = "/".join(Path(run).resolve().parts[-3:])  # e.g. CartPole-v1/fme/seed0
-            draw_lineage(ax, z["env_steps"], z["counts"], top, title=title)
+        if not (Path(run) / "lineage.jsonl").exists():
+            raise SrmlError(f"{run} has no lineage.jsonl (FME runs write one)")
+        x, counts = read_lineage(run)
+        title = "/".join(Path(run).resolve().parts[-3:])  # e.g. CartPole-v1/fme/seed0
+        draw_lineage(ax, x, counts, top, title=title)
     return save_figure(fig, out)
+
+
+def group_across_seeds(runs: list[Path]) -> dict[str, list[Path]]:
+    """Runs grouped by their config without the seed and the run directory: only runs of the
+    same env and settings are averaged. Labels name the env and the settings that differ."""
+    import tomllib
+
+    configs = {}
+    for run in runs:
+        p = Path(run) / "config.toml"
+        if not p.is_file():
+            raise SrmlError(f"{run} has no config.toml")
+        with open(p, "rb") as f:
+            c = tomllib.load(f)
+        configs[Path(run)] = {k: v for k, v in c.items() if k not in ("seed", "out")}
+    keys = sorted({k for c in configs.values() for k in c})
+    differ = [k for k in keys if len({repr(c.get(k)) for c in configs.values()}) > 1]
+    groups: dict[str, list[Path]] = {}
+    for run, c in configs.items():
+        parts = [str(c.get("env", "?"))] + [f"{k}={c.get(k)}" for k in differ if k != "env"]
+        groups.setdefault(" ".join(parts), []).append(run)
+    return groups

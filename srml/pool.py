@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .errors import SrmlError
+from .fitness import stats, top_k
 
 
 def _finite_or_uniform(fitness: np.ndarray, weights_of_finite) -> np.ndarray:
@@ -135,31 +136,38 @@ class Pool:
         out["counters"] = np.array([self.capacity, self.size, self.clock, self.next_id], np.int64)
         return out
 
+    DTYPES = {"genomes": np.float32, "fitness": np.float64}
+
     @classmethod
-    def from_state(cls, state: dict[str, np.ndarray]) -> Pool:
-        capacity, size, clock, next_id = (int(v) for v in state["counters"])
-        pool = cls(capacity, state["genomes"].shape[1])
+    def from_state(cls, state: dict[str, np.ndarray], genome_size: int) -> Pool:
+        """A pool from :meth:`state`'s arrays, each checked for shape and dtype first (a crafted
+        checkpoint must not reach a compiled kernel)."""
+        c = state.get("counters")
+        if not isinstance(c, np.ndarray) or c.shape != (4,) or c.dtype.kind not in "iu":
+            raise SrmlError("pool counters missing or malformed")
+        capacity, size, clock, next_id = (int(v) for v in c)
+        if not (1 <= capacity and 0 <= size <= capacity and clock >= 0 and next_id >= size):
+            raise SrmlError(f"pool counters out of range: {c.tolist()}")
+        for name in cls.ARRAYS:
+            a = state.get(name)
+            want = (size, genome_size) if name == "genomes" else (size,)
+            kind = np.dtype(cls.DTYPES.get(name, np.int64))
+            if not isinstance(a, np.ndarray) or a.shape != want or a.dtype != kind:
+                got = (
+                    "missing"
+                    if a is None
+                    else f"{getattr(a, 'dtype', '?')}{getattr(a, 'shape', '')}"
+                )
+                raise SrmlError(f"pool array {name!r} should be {kind}{want}, got {got}")
+        pool = cls(capacity, genome_size)
         for name in cls.ARRAYS:
             getattr(pool, name)[:size] = state[name]
         pool.size, pool.clock, pool.next_id = size, clock, next_id
         return pool
 
     def fitness_stats(self) -> dict[str, float]:
-        f = self.fitness[: self.size]
-        f = f[np.isfinite(f)]
-        if len(f) == 0:
-            return {
-                k: float("nan")
-                for k in ("min", "q10", "q25", "median", "q75", "q90", "mean", "max")
-            }
-        q10, q25, med, q75, q90 = np.quantile(f, [0.1, 0.25, 0.5, 0.75, 0.9])
-        return {
-            "min": float(f.min()),
-            "q10": float(q10),
-            "q25": float(q25),
-            "median": float(med),
-            "q75": float(q75),
-            "q90": float(q90),
-            "mean": float(f.mean()),
-            "max": float(f.max()),
-        }
+        return stats(self.fitness[: self.size])
+
+    def best(self, k: int) -> np.ndarray:
+        """Rows of the k members with the highest recorded fitness, best first."""
+        return top_k(self.fitness[: self.size], k)

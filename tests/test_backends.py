@@ -12,7 +12,7 @@ from srml.envs import TWINS
 from srml.backends import BACKENDS, make_backend
 from srml.config import Config
 from srml.errors import SrmlError
-from srml.fme import make_task
+from srml.task import make_task
 
 VARIANTS = {
     "default": {},

@@ -10,10 +10,11 @@ import pytest
 
 from srml import rng
 from srml.backends.base import finalize
-from srml.baselines import METHODS, centered_ranks, evaluate, make_method
-from srml.baselines.base import EVAL_STREAM
 from srml.config import Config
 from srml.errors import SrmlError
+from srml.evaluation import EVAL_STREAM
+from srml.evaluation import evaluate_deployed as evaluate
+from srml.methods import METHODS, centered_ranks, make_method
 
 B, S = 32, 10
 TARGET = 0.5
@@ -58,7 +59,7 @@ def build(name, noise=0.0, options=None, **cfg):
         kw |= dict(sigma=0.1)
     kw |= cfg
     c = Config(**kw)
-    from srml.fme import make_task
+    from srml.task import make_task
 
     backend = Quadratic(make_task(c), noise)
     return make_method(name, c, backend=backend, **(options or OPTIONS.get(name, {}))), backend
@@ -69,13 +70,13 @@ def test_every_method_improves_a_quadratic_at_equal_env_steps(name):
     m, _ = build(name)
     m.step()
     m.step()
-    start = true_fitness(m.solution())
+    start = true_fitness(m.candidates())
     while not m.finished:
         m.step()
     assert m.env_steps == 60 * B * S  # equal budgets: B lifetimes of S steps per generation
-    assert true_fitness(m.solution()) > start + 0.2 * abs(start), (
+    assert true_fitness(m.candidates()) > start + 0.2 * abs(start), (
         start,
-        true_fitness(m.solution()),
+        true_fitness(m.candidates()),
     )
 
 
@@ -87,8 +88,8 @@ def test_same_seed_same_solution_and_budget_stops_the_run(name):
         while not m.finished:
             m.step()
     assert a.generation == 7 and a.env_steps == 7 * B * S
-    np.testing.assert_array_equal(a.solution(), b.solution())
-    assert a.solution().ndim == 2 and a.solution().shape[1] == a.task.layout.size
+    np.testing.assert_array_equal(a.candidates(), b.candidates())
+    assert a.candidates().ndim == 2 and a.candidates().shape[1] == a.task.layout.size
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -96,10 +97,10 @@ def test_evaluation_uses_held_out_seeds_and_changes_nothing(name):
     m, backend = build(name, noise=1.0)
     for _ in range(3):
         m.step()
-    steps, sol = m.env_steps, m.solution().copy()
+    steps, sol = m.env_steps, m.candidates().copy()
     res = evaluate(m, k=4)
     assert m.env_steps == steps and m.generation == 3
-    np.testing.assert_array_equal(m.solution(), sol)
+    np.testing.assert_array_equal(m.candidates(), sol)
     seed = backend.calls[-1][2]
     assert seed == rng.derive_seed(m.cfg.seed, EVAL_STREAM, 4)
     assert seed not in {s for _, _, s in backend.calls[:-1]}  # never a training seed
@@ -133,7 +134,7 @@ def test_hill_climber_keeps_the_genome_it_ran_not_the_one_it_became():
     m, _ = build("hill_climber", self_modify=True)  # the fake backend moves genomes
     for _ in range(5):
         m.step()
-    assert true_fitness(m.solution()) == pytest.approx(m.fitness, rel=1e-5)
+    assert true_fitness(m.candidates()) == pytest.approx(m.fitness, rel=1e-5)
 
 
 def test_openai_es_is_antithetic_and_climbs_the_quadratic():
@@ -164,7 +165,7 @@ def test_random_search_keeps_the_best_it_has_seen():
         m.step()
         seen = np.concatenate([f for _, f, _ in backend.calls])
         np.testing.assert_array_equal(m.archive_fitness, np.sort(seen)[::-1][:16])
-        assert true_fitness(m.solution()) == pytest.approx(m.archive_fitness.mean(), rel=1e-5)
+        assert true_fitness(m.candidates()) == pytest.approx(m.archive_fitness.mean(), rel=1e-5)
 
 
 def test_bad_method_settings_are_refused_in_one_line():
@@ -190,4 +191,4 @@ def test_methods_run_a_real_bandit(name):
     assert np.isfinite(res.fitness).all() and 0 <= res.fitness.min() <= res.fitness.max() <= 20
     e = evaluate(m, 0, record=True)
     assert e.rewards.shape == (40, 16)
-    np.testing.assert_array_equal(e.genomes, m.solution()[np.arange(16) % len(m.solution())])
+    np.testing.assert_array_equal(e.genomes, m.candidates()[np.arange(16) % len(m.candidates())])

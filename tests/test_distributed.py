@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from srml.config import Config
-from srml.distributed import Islands, IslandWorker, best
+from srml.run.islands import Islands, IslandWorker, best
 
 ray = pytest.importorskip(
     "ray", reason="Ray is an optional extra (pip install -e '.[ray]'); island tests need it"
@@ -59,7 +59,7 @@ def srml(*args, timeout=240):
 
 def rows_of(run):
     """The log's complete lines (polled while a run appends: a line being written is skipped)."""
-    from srml.runlog import read_log
+    from srml.run.rundir import read_log
 
     return read_log(run / "log.jsonl")
 
@@ -307,9 +307,9 @@ def test_a_worker_that_keeps_dying_stops_the_run_resumably(cluster, tmp_path, ca
     """Process deaths (os._exit in the env, not ray.kill): the island is restarted, and when it
     keeps dying the run stops with one line, its last state saved; --resume finishes it once the
     cause is gone."""
-    import srml.distributed
+    import srml.run.islands
 
-    monkeypatch.setattr(srml.distributed, "MAX_ATTEMPTS", 2)  # the product allows 4
+    monkeypatch.setattr(srml.run.islands, "MAX_ATTEMPTS", 2)  # the product allows 4
     crash, out = tmp_path / "CRASH", tmp_path / "run"
     thread, code = main_in_thread(
         ["run", "--workers", "2", "--env", "srml_test_crashy:test/Crashy-v0", "--env-kwargs",

@@ -158,3 +158,34 @@ def test_bootstrap_band_brackets_the_mean_and_narrows_with_agreement():
     np.testing.assert_allclose(hi2 - lo2, 0.1 * (hi - lo), rtol=1e-9)  # same resamples, scaled
     one = bootstrap_band(wide[:1])
     np.testing.assert_array_equal(one[1], one[2])  # one seed: no band
+
+
+def test_killed_experiment_resumes_to_the_same_results(quick_runs, tmp_path):
+    """SIGKILL an experiment mid-way, run it again with the same --out: every run continues
+    from its checkpoint (or is read back), and the results equal an uninterrupted run's."""
+    import os
+    import signal
+    import time
+
+    _, ref = quick_runs["ablations"]
+    out = tmp_path / "abl"
+    cmd = [sys.executable, str(ROOT / "experiments" / "ablations.py"), "--quick", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*/*/seed*/log.jsonl"))) < 3:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (out / "results.json").exists()  # it was stopped part-way
+    p = run_script("ablations", "--quick", "--out", out)
+    assert p.returncode == 0, p.stderr[-2000:]
+    a = json.loads((ref / "results.json").read_text())
+    b = json.loads((out / "results.json").read_text())
+    for key, m in a["methods"].items():
+        assert b["methods"][key]["per_seed"] == m["per_seed"], key
+        assert b["methods"][key]["pool_median_final"] == m["pool_median_final"], key
+    for npz in ref.glob("*/*/seed*/pool.npz"):
+        with np.load(npz) as x, np.load(out / npz.relative_to(ref)) as y:
+            for k in x.files:
+                if k != "meta":
+                    np.testing.assert_array_equal(x[k], y[k], err_msg=f"{npz} {k}")

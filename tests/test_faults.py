@@ -136,7 +136,7 @@ def test_inf_genomes_get_worst_fitness_and_are_never_preferred():
     res = fme.step()  # the founders' evaluation
     assert res.nonfinite == 4
     assert np.all(res.fitness[:4] == -np.inf) and np.isfinite(res.fitness[4:]).all()
-    from srml.runner import log_row
+    from srml.run.loop import log_row
 
     assert log_row(fme, res, 1.0, 1.0)["nonfinite"] == 4
     while not fme.finished:

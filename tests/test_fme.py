@@ -58,7 +58,7 @@ def test_weights_persist_across_episodes():
     """A lifetime spans several CartPole episodes and the genome returned is the rewritten one."""
     cfg = Config(seed=0, generations=1, founders=128, **SMALL)
     fme = FME(cfg)
-    res = fme.execute(fme.founders[:128])
+    res = fme.evaluate(fme.founders[:128])
     assert res.episodes.mean() > 1.5
     assert not np.allclose(res.genomes, fme.founders[:128])
 
@@ -66,7 +66,7 @@ def test_weights_persist_across_episodes():
 class IdentityBackend:
     """Returns genomes unchanged with fitness = their first weight: isolates the loop."""
 
-    def run(self, genomes, seed):
+    def run(self, genomes, seed, record=False):
         from srml.backends.base import finalize
 
         return finalize(

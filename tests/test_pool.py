@@ -88,7 +88,7 @@ def test_sampling_marks_members_used_and_lineage_is_kept():
 def test_state_roundtrip():
     pool = _pool([1.0, 2.0, 3.0])
     pool.sample(np.random.default_rng(0), 2)
-    again = Pool.from_state(pool.state())
+    again = Pool.from_state(pool.state(), pool.genomes.shape[1])
     for name in Pool.ARRAYS:
         np.testing.assert_array_equal(getattr(again, name), getattr(pool, name))
     assert (again.size, again.clock, again.next_id) == (pool.size, pool.clock, pool.next_id)

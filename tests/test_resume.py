@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from srml import runlog
 from srml.cli import main
 from srml.config import Config
-from srml.runner import run
+from srml.run import rundir as runlog
+from srml.run.launch import start as run
 
 # numpy backend: no compilation in every resumed process; checkpoints every 3 generations so
 # most kills land between checkpoints and resume has generations to recompute

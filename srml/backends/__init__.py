@@ -4,9 +4,13 @@ their fitness"), several engines. Imported lazily: numba compiles, cupy may be a
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ..errors import SrmlError
-from .base import Rollout, Task
+from .base import Backend, Rollout
+
+if TYPE_CHECKING:
+    from ..task import Task
 
 # name -> "module:Class"
 BACKENDS = {
@@ -16,11 +20,13 @@ BACKENDS = {
 }
 
 
-def make_backend(name: str, task: Task, batch: int, **options):
+def make_backend(name: str, task: Task, batch: int, threads: int = 0) -> Backend:
+    """Build backend ``name`` for ``task`` running ``batch`` genomes at a time; ``threads`` is the
+    CPU threads a compiled backend may use (0: all; ignored by numpy)."""
     if name not in BACKENDS:
         raise SrmlError(f"unknown backend {name!r}; choose from {sorted(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(task, batch, **options)
+    return getattr(importlib.import_module(module), cls)(task, batch, threads=threads)
 
 
-__all__ = ["BACKENDS", "Rollout", "Task", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "Rollout", "make_backend"]

@@ -8,28 +8,13 @@ counter-based RNG in :mod:`srml.rng`, keyed by (generation seed, lane).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import gymnasium as gym
 import numpy as np
 
-from ..errors import SrmlError
-from ..srwm import Codec, Layout
-
-
-@dataclass
-class Task:
-    """Everything about the problem a backend needs, resolved from the config."""
-
-    env_id: str
-    env_kwargs: dict
-    lifetime: int
-    sample_actions: bool
-    codec: Codec
-    layout: Layout
-    twin: object | None = None  # srml.envs.Twin when the env has a compiled twin
-    self_modify: bool = True  # False freezes the weights (baselines)
+if TYPE_CHECKING:
+    from ..task import Task
 
 
 @dataclass
@@ -57,27 +42,20 @@ def finalize(genomes, returns, episodes, env_steps, trace=None) -> Rollout:
     return res
 
 
-def resolve_env_id(env_id: str) -> str:
-    """'module:EnvId' imports module (which registers the env) and returns 'EnvId'."""
-    if ":" not in env_id:
-        return env_id
-    module, _, name = env_id.partition(":")
-    try:
-        importlib.import_module(module)
-    except ImportError as e:
-        raise SrmlError(f"cannot import {module!r} for env {name!r}: {e}") from None
-    return name
+@runtime_checkable
+class Backend(Protocol):
+    """What the run loop and every method need from an engine.
 
+    ``run(genomes, seed, record=False)`` executes B = ``batch`` genomes (float32,
+    ``(B, G)``, not modified) for one lifetime each in ``task``'s env and returns
+    their rewritten copies with fitness. The same genomes and seed give the same
+    Rollout on every backend, to float tolerance. ``close()`` frees the env and
+    device resources."""
 
-def env_spaces(env_id: str, env_kwargs: dict) -> tuple[gym.Space, gym.Space]:
-    """Observation and action space of one env, with Gymnasium's errors made one line."""
-    try:
-        env = gym.make(env_id, **env_kwargs)
-    except (gym.error.Error, ModuleNotFoundError) as e:  # NameNotFound, a missing module ...
-        raise SrmlError(f"cannot make env {env_id!r}: {e}") from None
-    except TypeError as e:
-        raise SrmlError(f"bad env kwargs for {env_id!r}: {e}") from None
-    try:
-        return env.observation_space, env.action_space
-    finally:
-        env.close()
+    name: str
+    task: Task
+    batch: int
+
+    def run(self, genomes: np.ndarray, seed: int, record: bool = False) -> Rollout: ...
+
+    def close(self) -> None: ...

@@ -15,7 +15,8 @@ import numpy as np
 from .. import rng
 from ..errors import SrmlError
 from ..kernels import NetSpec, make_agent_kernel, make_srwm_kernel
-from .base import Rollout, Task, finalize
+from ..task import Task
+from .base import Rollout, finalize
 from .numpy_backend import NumpyBackend
 
 _CACHE: dict = {}
@@ -128,8 +129,8 @@ class NumbaBackend:
             self.generic = None
             self.generation = fused_generation(self.spec, task.twin)
         else:
-            self.generic = NumpyBackend(task, batch)
-            self.generic.forward = self._compiled_forward(batched_srwm(self.spec))
+            forward = self._compiled_forward(batched_srwm(self.spec))
+            self.generic = NumpyBackend(task, batch, forward=forward)
 
     def _compiled_forward(self, forward):
         spec, b = self.spec, self.batch

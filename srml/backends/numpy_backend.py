@@ -13,7 +13,8 @@ from gymnasium.vector import AutoresetMode
 from .. import rng
 from ..errors import SrmlError
 from ..srwm import forward
-from .base import Rollout, Task, finalize
+from ..task import Task
+from .base import Rollout, finalize
 
 
 def make_vector_env(env_id: str, n: int, env_kwargs: dict) -> gym.vector.VectorEnv:
@@ -38,15 +39,19 @@ def make_vector_env(env_id: str, n: int, env_kwargs: dict) -> gym.vector.VectorE
     )
 
 
-def _reference_forward(genomes, views, layout, x, active):
+def reference_forward(genomes, views, layout, x, active):
+    """The network step of the numpy reference: ``forward`` on the genomes' named views."""
     return forward(views, layout, x, active)
 
 
 class NumpyBackend:
+    """The reference engine. ``forward`` is the network step (the numba backend's generic path
+    passes a compiled one); everything else, env stepping included, is this loop."""
+
     name = "numpy"
 
-    def __init__(self, task: Task, batch: int):
-        self.task, self.batch = task, batch
+    def __init__(self, task: Task, batch: int, threads: int = 0, forward=reference_forward):
+        self.task, self.batch, self.threads = task, batch, 1  # numpy's own threading aside
         self.venv = make_vector_env(task.env_id, batch, task.env_kwargs)
         mode = self.venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if mode not in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP):
@@ -54,7 +59,7 @@ class NumpyBackend:
                 f"env {task.env_id!r} uses autoreset mode {mode}, which srml cannot run"
             )
         self.next_step_reset = mode == AutoresetMode.NEXT_STEP
-        self.forward = _reference_forward  # the numba backend swaps in a compiled one
+        self.forward = forward
 
     def run(self, genomes: np.ndarray, seed: int, record: bool = False) -> Rollout:
         t, b = self.task, len(genomes)

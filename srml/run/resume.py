@@ -21,13 +21,17 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from . import runlog
-from .config import Config, from_dict, load_toml
-from .errors import SrmlError
+from ..config import Config, from_dict, load_toml
+from ..errors import SrmlError
+from ..methods import make_method
+from . import rundir
+from .islands import Islands
+from .loop import drive
+from .sinks import rewrite_csv
 
 EXTENDABLE = ("total_steps", "generations")
 """Limits --resume may raise (0 means no limit): a longer run continues the same trajectory."""
-FREE = ("progress", "checkpoint_every", "threads", "ray_address", "worker_cpus")
+FREE = ("progress", "checkpoint_every", "threads", "ray_address", "worker_cpus", "tensorboard")
 """Settings --resume may change: they do not change what the run computes."""
 
 
@@ -87,7 +91,7 @@ def check_same_run(cfg: Config, ckpt_cfg: Config, path: Path) -> None:
             )
 
 
-def load_run(run_dir: Path, given: dict) -> tuple[Config, tuple[dict, dict] | None, list[dict]]:
+def read_run(run_dir: Path, given: dict) -> tuple[Config, tuple[dict, dict] | None, list[dict]]:
     """Read and check a run directory: (config, checkpoint or None, log rows). Writes nothing."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -97,13 +101,13 @@ def load_run(run_dir: Path, given: dict) -> tuple[Config, tuple[dict, dict] | No
     saved = from_dict(load_toml(run_dir / "config.toml"))
     cfg = merge_config(saved, given, run_dir).validate()
     ckpt = run_dir / "pool.npz"
-    state = runlog.load_checkpoint(ckpt) if ckpt.exists() else None
+    state = rundir.load_checkpoint(ckpt) if ckpt.exists() else None
     if state is not None:
         check_same_run(cfg, checkpoint_config(state[1], ckpt), ckpt)
         if "generation" not in state[1]:
             raise SrmlError(f"checkpoint {ckpt} is incomplete: no generation counter")
     log = run_dir / "log.jsonl"
-    rows = runlog.read_log(log) if log.exists() else []
+    rows = rundir.read_log(log) if log.exists() else []
     return cfg, state, rows
 
 
@@ -112,35 +116,43 @@ def resume(run_dir: Path, given: dict | None = None) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SrmlError(f"--resume {run_dir}: no such run directory")
-    with runlog.lock_run_dir(run_dir):  # refuse to resume a run that is still running
+    with rundir.lock_run_dir(run_dir):  # refuse to resume a run that is still running
         return _resume(run_dir, given or {})
 
 
 def _resume(run_dir: Path, given: dict) -> Path:
-    cfg, state, rows = load_run(run_dir, given)
+    cfg, state, rows = read_run(run_dir, given)
     if cfg.workers:
-        from .distributed import resume_islands
-
         return resume_islands(cfg, run_dir, state, rows)
-    from .fme import FME
-    from .runner import drive
+    method = make_method(cfg.method, cfg, **cfg.method_options)
+    try:
+        if state is not None:
+            restore(method, state, run_dir / "pool.npz")
+        offset = prepare_to_continue(cfg, run_dir, rows, method.generation, method.finished)
+        if offset is not None:
+            drive(method, run_dir, wall_offset=offset)
+    finally:
+        method.close()
+    return run_dir
 
-    fme = FME(cfg)
-    if state is not None:
-        try:
-            fme.load_state(*state)
-        except (KeyError, ValueError, TypeError) as e:
-            fme.backend.close()
-            raise SrmlError(f"checkpoint {run_dir / 'pool.npz'} is incomplete: {e}") from None
-    offset = prepare_to_continue(cfg, run_dir, rows, fme.generation, fme.finished)
-    if offset is None:
-        fme.backend.close()
-        return run_dir
-    return drive(fme, cfg, run_dir, offset)
+
+def restore(method, state: tuple[dict, dict], path: Path) -> None:
+    """Load a checkpoint into a method; anything malformed is refused in one line."""
+    try:
+        method.load_state(*state)
+    except SrmlError as e:
+        raise SrmlError(f"checkpoint {path} is incomplete or does not fit this run: {e}") from None
+    except (KeyError, ValueError, TypeError) as e:
+        raise SrmlError(f"checkpoint {path} is incomplete: {e}") from None
 
 
 def prepare_to_continue(
-    cfg: Config, run_dir: Path, rows: list[dict], generation: int, finished: bool
+    cfg: Config,
+    run_dir: Path,
+    rows: list[dict],
+    generation: int,
+    finished: bool,
+    quiet: bool = False,
 ) -> float | None:
     """The first writes of a resume, once every check has passed: trim the log back to the
     checkpoint's generation and save the (possibly extended) config. Returns the wall time
@@ -149,19 +161,38 @@ def prepare_to_continue(
     kept = [r for r in rows if r.get("generation", -1) <= generation]
     if finished:
         if kept and not (run_dir / "pool_reward.png").exists():
-            from .plot import plot_runs
+            from ..plot import plot_runs
 
             plot_runs([run_dir], run_dir / "pool_reward.png")
-        print(
-            f"srml: {run_dir} is already complete at generation {generation}; "
-            "raise --generations or --total-steps to extend it",
-            file=sys.stderr,
-        )
+        if not quiet:
+            print(
+                f"srml: {run_dir} is already complete at generation {generation}; "
+                "raise --generations or --total-steps to extend it",
+                file=sys.stderr,
+            )
         return None
-    print(f"srml: resuming {run_dir} from generation {generation}", file=sys.stderr)
-    runlog.remove_stale_temps(run_dir)  # left by a process killed mid-write
-    if (run_dir / "log.jsonl").exists():
-        runlog.trim_log(run_dir / "log.jsonl", generation)
+    if not quiet:
+        print(f"srml: resuming {run_dir} from generation {generation}", file=sys.stderr)
+    rundir.remove_stale_temps(run_dir)  # left by a process killed mid-write
+    rundir.trim_records(run_dir, generation)
+    if (run_dir / "progress.csv").exists():
+        rewrite_csv(run_dir / "progress.csv", kept)
     cfg.save(run_dir / "config.toml")
     walls = [r["wall_s"] for r in kept if "island" not in r and "wall_s" in r]
     return walls[-1] if walls else 0.0
+
+
+def resume_islands(cfg: Config, run_dir: Path, state, rows: list[dict]) -> Path:
+    """Continue an island run from its checkpoint."""
+    driver = Islands(cfg, run_dir)
+    try:
+        if state is not None:
+            driver.restore(state, run_dir / "pool.npz")
+        if not driver.finished:
+            driver.connect()  # before the first write: a bad --ray-address changes nothing
+        offset = prepare_to_continue(cfg, run_dir, rows, driver.generation, driver.finished)
+        if offset is not None:
+            driver.run(offset)
+    finally:
+        driver.shutdown()
+    return run_dir

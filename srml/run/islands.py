@@ -35,19 +35,25 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import sys
 import time
+import tomllib
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-from . import rng, runlog
-from .config import Config
-from .errors import SrmlError
-from .memory import check_memory, pool_bytes, run_bytes
-from .pool import Pool
+from .. import rng
+from ..config import Config, from_dict
+from ..errors import SrmlError
+from ..fitness import finite_max, finite_mean, stats
+from ..memory import check_memory, pool_bytes, run_bytes
+from ..methods import make_method
+from ..pool import Pool
+from ..task import make_task
+from . import rundir
+from .loop import drive, log_row
 
 MAX_ATTEMPTS = 4
 """Times one island's worker may die within one round before the run stops."""
@@ -83,15 +89,9 @@ def island_config(cfg: Config, island: int) -> Config:
 
 def best(pool: Pool, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k fittest members with finite fitness (ties: the lower row first)."""
-    f = pool.fitness[: pool.size]
-    rows = np.flatnonzero(np.isfinite(f))
-    rows = rows[np.argsort(-f[rows], kind="stable")][:k]
-    return pool.genomes[rows].copy(), f[rows].copy()
-
-
-def fitness_stats(fitness: np.ndarray) -> dict[str, float]:
-    """Pool statistics (as :meth:`Pool.fitness_stats`) of a plain fitness array."""
-    return Pool.fitness_stats(SimpleNamespace(fitness=fitness, size=len(fitness)))
+    rows = pool.best(k)
+    rows = rows[np.isfinite(pool.fitness[rows])]
+    return pool.genomes[rows].copy(), pool.fitness[rows].copy()
 
 
 class IslandWorker:
@@ -100,11 +100,6 @@ class IslandWorker:
     def __init__(self, cfg_toml: str, island: int, threads: int):
         self.island, self.error, self.fme = island, None, None
         try:
-            import tomllib
-
-            from .config import from_dict
-            from .fme import FME
-
             try:
                 import numba
 
@@ -112,13 +107,11 @@ class IslandWorker:
             except ImportError:
                 pass
             cfg = island_config(from_dict(tomllib.loads(cfg_toml)), island)
-            self.fme = FME(cfg)
+            self.fme = make_method("fme", cfg, **cfg.method_options)
         except SrmlError as e:  # reported by ready(), so the driver can tell it from a death
             self.error = str(e)
 
     def ready(self) -> dict:
-        import socket
-
         if self.error:
             return {"error": self.error}
         return {
@@ -135,8 +128,6 @@ class IslandWorker:
 
     def run(self, n: int, wall0: float, migrants: int) -> dict:
         """n generations; their log rows and pool/batch fitness, and the best ``migrants``."""
-        from .runner import log_row
-
         fme, t0 = self.fme, time.perf_counter()
         rows, pool_f, batch_f = [], [], []
         for _ in range(n):
@@ -180,8 +171,6 @@ def _actor_class(ray):
 
 def check_reachable(address: str, timeout: float = 10.0) -> None:
     """Fail fast on a [ray://]host:port nobody listens on (Ray itself retries for minutes)."""
-    import socket
-
     hostport = address.removeprefix("ray://")
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit() or not host:
@@ -247,8 +236,8 @@ class Islands:
     """The driver of an island run (see the module docstring)."""
 
     def __init__(self, cfg: Config, out: Path):
-        from .fme import make_task
-
+        if cfg.method != "fme":
+            raise SrmlError(f"--workers runs FME islands; --method {cfg.method} has no islands")
         self.ray = import_ray()
         self.cfg, self.out, self.n = cfg, Path(out), cfg.workers
         self.task = make_task(cfg)  # a bad env or space stops here, before Ray or files
@@ -378,7 +367,7 @@ class Islands:
         if any(s is None for s in self.states):
             return  # nothing run yet: no checkpoint to keep
         arrays, meta = pack(self.cfg, self.generation, self.env_steps, self.states, self.restarts)
-        runlog.save_checkpoint(self.out / "pool.npz", arrays, meta)
+        rundir.save_checkpoint(self.out / "pool.npz", arrays, meta)
 
     def round(self, t0: float) -> list[dict]:
         """One round: up to the next multiple of --migrate-every, then migrate; returns rows."""
@@ -409,16 +398,15 @@ class Islands:
     def merged_row(self, island_rows: list[dict], outs: list[dict], j: int) -> dict:
         pool_f = np.concatenate([o["pool_fitness"][j] for o in outs])
         batch_f = np.concatenate([o["batch_fitness"][j] for o in outs])
-        finite = batch_f[np.isfinite(batch_f)]
         row = {
             "generation": island_rows[0]["generation"],
             "env_steps": sum(r["env_steps"] for r in island_rows),
             "wall_s": max(r["wall_s"] for r in island_rows),
             "steps_per_s": sum(r["steps_per_s"] for r in island_rows),
             "pool_size": int(len(pool_f)),
-            **{f"pool_fitness_{k}": v for k, v in fitness_stats(pool_f).items()},
-            "batch_fitness_mean": float(finite.mean()) if len(finite) else float("nan"),
-            "batch_fitness_max": float(finite.max()) if len(finite) else float("nan"),
+            **{f"pool_fitness_{k}": v for k, v in stats(pool_f).items()},
+            "batch_fitness_mean": finite_mean(batch_f),
+            "batch_fitness_max": finite_max(batch_f),
             "batch_episodes_mean": float(np.mean([r["batch_episodes_mean"] for r in island_rows])),
             "nonfinite": sum(r["nonfinite"] for r in island_rows),
             "workers": self.n,
@@ -428,56 +416,43 @@ class Islands:
             row |= {"env_id": self.info[0]["env_id"], "backend": self.info[0]["backend"]}
         return row
 
-    def run(self, wall_offset: float = 0.0) -> Path:
-        """Spawn the islands and run rounds to the end; then checkpoint and plot."""
-        cfg, log = self.cfg, self.out / "log.jsonl"
-        bar = None
+    # --- the loop's driver protocol (see srml.run.loop) -------------------------------------
+    def start(self) -> None:
+        """Connect to Ray and start the workers (each loads its island's last state)."""
+        self.connect()
+        self.spawn_all()
+        cfg = self.cfg
+        if self.generation == 0 and self.info[0]["twin"] and self.info[0]["env_id"] != cfg.env:
+            print(
+                f"srml: {cfg.env} runs on srml's compiled twin {self.info[0]['env_id']} "
+                "(--twin off runs Gymnasium's own)",
+                file=sys.stderr,
+            )
+
+    def advance(self, t0: float) -> list[dict]:
+        """One round; on an error, the last round's consistent state is saved first."""
         try:
-            self.connect()
-            self.spawn_all()
-            if self.generation == 0 and self.info[0]["twin"] and self.info[0]["env_id"] != cfg.env:
-                print(
-                    f"srml: {cfg.env} runs on srml's compiled twin {self.info[0]['env_id']} "
-                    "(--twin off runs Gymnasium's own)",
-                    file=sys.stderr,
-                )
-            from .runner import _progress, warn_nonfinite
+            return self.round(t0)
+        except SrmlError:
+            if (self.out / "log.jsonl").exists():
+                self.save()
+            raise
 
-            bar = _progress(cfg, initial=self.env_steps)
-            t0 = time.perf_counter() - wall_offset
-            warned = False
-            while not self.finished:
-                before = self.generation
-                rows = self.round(t0)
-                for row in rows:
-                    runlog.append_line(log, row)
-                    if "island" not in row:
-                        warned = warn_nonfinite(row, warned)
-                if self.generation // cfg.checkpoint_every > before // cfg.checkpoint_every:
-                    self.save()
-                if bar is not None:
-                    last = rows[-1]
-                    bar.update(last["env_steps"] - bar.n)
-                    bar.set_postfix(
-                        pool=f"{last['pool_fitness_median']:.1f}/{last['pool_fitness_max']:.1f}",
-                        restarts=last["restarts"],
-                    )
-            self.save()
-        except SrmlError as e:
-            if not log.exists():
-                raise  # a failed start: new_run_dir removes what it made
-            self.save()  # the last round's states are consistent with the log
-            raise SrmlError(
-                f"{e}; the run is saved at generation {self.generation}: "
-                f"srml run --resume {self.out}"
-            ) from None
+    def state(self) -> tuple[dict, dict]:
+        return pack(self.cfg, self.generation, self.env_steps, self.states, self.restarts)
+
+    def close(self) -> None:
+        self.shutdown()
+
+    def run(self, wall_offset: float = 0.0) -> Path:
+        """Start the workers and run the loop to the end, writing ``self.out`` (which exists)."""
+        try:
+            self.start()
+            if self.cfg.progress:
+                print(f"srml: writing {self.out}", file=sys.stderr)
+            drive(self, self.out, wall_offset=wall_offset)
         finally:
-            if bar is not None:
-                bar.close()
             self.shutdown()
-        from .plot import plot_runs
-
-        plot_runs([self.out], self.out / "pool_reward.png")
         return self.out
 
     def shutdown(self) -> None:
@@ -492,36 +467,3 @@ class Islands:
         if self.own_ray:
             ray.shutdown()
             self.own_ray = False
-
-
-def run_islands(cfg: Config, out: Path) -> Path:
-    """A new island run in ``out`` (called by :func:`srml.runner.run` when --workers > 0)."""
-    from .runner import new_run_dir
-
-    driver = Islands(cfg, out)  # Ray importable, env valid, memory enough: before any file
-    try:
-        driver.connect()  # a bad --ray-address stops here, before any file
-    except BaseException:
-        driver.shutdown()
-        raise
-    with new_run_dir(Path(out), cfg):
-        return driver.run()
-
-
-def resume_islands(cfg: Config, run_dir: Path, state, rows: list[dict]) -> Path:
-    """Continue an island run from its checkpoint (called by :func:`srml.resume.resume`)."""
-    from .resume import prepare_to_continue
-
-    driver = Islands(cfg, run_dir)
-    if state is not None:
-        driver.restore(state, run_dir / "pool.npz")
-    if not driver.finished:
-        try:
-            driver.connect()  # before the first write: a bad --ray-address changes nothing
-        except BaseException:
-            driver.shutdown()
-            raise
-    offset = prepare_to_continue(cfg, run_dir, rows, driver.generation, driver.finished)
-    if offset is None:
-        return run_dir
-    return driver.run(offset)

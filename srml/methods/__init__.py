@@ -1,4 +1,4 @@
-"""Search methods compared at equal env steps: FME and the baselines that test its claims.
+"""Search methods, all speaking the ask/tell protocol of :class:`srml.method.Method`.
 
 ``METHODS`` maps a name to a class; ``make_method(name, cfg, **options)``
 builds one. Each class has an ``Options`` dataclass (a docstring per field)
@@ -6,7 +6,7 @@ for what is particular to it; everything shared (env, batch, lifetime,
 budget, ``sigma``, ``init_std``, ``self_modify`` ...) comes from
 :class:`srml.config.Config`. Every method runs B lifetimes of S env steps per
 generation through the Config's backend, so equal ``total_steps`` means equal
-env steps.
+env steps. One file per method.
 
 - ``fme``: fitness monotonic execution (:mod:`srml.fme`), the method under test.
 - ``hill_climber``: one genome, Gaussian mutants, accept if not worse
@@ -22,14 +22,14 @@ from dataclasses import fields
 
 from ..config import Config
 from ..errors import SrmlError
-from .base import Search, evaluate, top_k
-from .fme import FMESearch
+from ..fme import FME
+from ..method import Method
 from .hill_climber import HillClimber
 from .openai_es import OpenAIES, centered_ranks
 from .random_search import RandomSearch
 
-METHODS: dict[str, type] = {
-    "fme": FMESearch,
+METHODS: dict[str, type[Method]] = {
+    "fme": FME,
     "hill_climber": HillClimber,
     "openai_es": OpenAIES,
     "random_search": RandomSearch,
@@ -40,30 +40,38 @@ def option_names(name: str) -> set[str]:
     return {f.name for f in fields(METHODS[name].Options)}
 
 
-def make_method(name: str, cfg: Config, backend=None, **options):
-    """Build method ``name`` for ``cfg``; unknown names and options are refused in one line."""
+def check_method(name: str, options: dict | None = None) -> None:
+    """Refuse an unknown method or option in one line."""
     if name not in METHODS:
         raise SrmlError(f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}")
-    cls = METHODS[name]
-    unknown = set(options) - option_names(name)
+    unknown = set(options or {}) - option_names(name)
     if unknown:
         raise SrmlError(
             f"unknown option(s) {', '.join(sorted(unknown))} for {name}; "
             f"it takes {', '.join(sorted(option_names(name))) or 'none'}"
         )
-    return cls(cfg, cls.Options(**options), backend=backend)
+
+
+def make_method(name: str, cfg: Config, backend=None, **options) -> Method:
+    """Build method ``name`` for ``cfg``; unknown names and options are refused in one line."""
+    check_method(name, options)
+    cls = METHODS[name]
+    try:
+        opts = cls.Options(**options)
+    except TypeError as e:
+        raise SrmlError(f"bad options for {name}: {e}") from None
+    return cls(cfg, opts, backend=backend)
 
 
 __all__ = [
     "METHODS",
-    "FMESearch",
+    "FME",
     "HillClimber",
+    "Method",
     "OpenAIES",
     "RandomSearch",
-    "Search",
     "centered_ranks",
-    "evaluate",
+    "check_method",
     "make_method",
     "option_names",
-    "top_k",
 ]

@@ -24,12 +24,13 @@ import numpy as np
 from ..backends import Rollout
 from ..config import Config
 from ..errors import SrmlError
-from .base import Search
+from ..fitness import ranked
+from ..method import Method, expect_array
 
 
 def centered_ranks(fitness: np.ndarray) -> np.ndarray:
     """Ranks mapped linearly onto [-0.5, 0.5] (worst -0.5, best 0.5); non-finite ranks lowest."""
-    f = np.where(np.isfinite(fitness), fitness, -np.inf)
+    f = ranked(fitness)
     n = len(f)
     ranks = np.empty(n)
     ranks[np.argsort(f, kind="stable")] = np.arange(n)
@@ -50,42 +51,44 @@ class OpenAIESOptions:
     """Where theta starts: best (of one generation of B random genomes) or random (one genome)."""
 
 
-class OpenAIES(Search):
+class OpenAIES(Method):
     name = "openai_es"
     Options = OpenAIESOptions
 
     def __init__(self, cfg: Config, options: OpenAIESOptions | None = None, backend=None):
-        super().__init__(cfg, options, backend)
         if cfg.sigma <= 0:
             raise SrmlError("OpenAI-ES needs a perturbation scale: set --sigma > 0")
         if cfg.batch % 2:
             raise SrmlError(
                 f"OpenAI-ES pairs its perturbations: --batch must be even, got {cfg.batch}"
             )
+        super().__init__(cfg, options, backend)
         if self.options.init not in ("best", "random"):
             raise SrmlError(f"OpenAI-ES init must be best or random, got {self.options.init!r}")
         G = self.task.layout.size
-        self.theta = self.random_genomes(1)[0] if self.options.init == "random" else None
+        self.started = self.options.init == "random"
+        self.theta = self.random_genomes(1)[0] if self.started else np.zeros(G, np.float32)
         self.m, self.v, self.t = np.zeros(G), np.zeros(G), 0  # Adam state (float64)
+        self.eps = None  # this generation's perturbations
         self.last = np.empty(0)  # this generation's fitness (the population curve)
 
-    def step(self) -> Rollout:
+    def propose(self) -> np.ndarray:
         B, sigma = self.cfg.batch, np.float32(self.cfg.sigma)
-        if self.theta is None:
-            genomes = self.random_genomes(B)
-            res = self.execute(genomes)
-            f = np.where(np.isfinite(res.fitness), res.fitness, -np.inf)
-            self.theta = genomes[int(np.argmax(f))].copy()
-            self.last = res.fitness
-            return res
-        eps = self.rng.standard_normal((B // 2, self.theta.size), dtype=np.float32)
-        genomes = np.concatenate([self.theta + sigma * eps, self.theta - sigma * eps])
-        res = self.execute(genomes)
-        u = centered_ranks(res.fitness)
-        grad = (u[: B // 2] - u[B // 2 :]) @ eps.astype(np.float64) / (B * self.cfg.sigma)
+        if not self.started:
+            return self.random_genomes(B)
+        self.eps = self.rng.standard_normal((B // 2, self.theta.size), dtype=np.float32)
+        return np.concatenate([self.theta + sigma * self.eps, self.theta - sigma * self.eps])
+
+    def update(self, asked: np.ndarray, rollout: Rollout) -> None:
+        B = self.cfg.batch
+        self.last = rollout.fitness
+        if not self.started:
+            self.theta = asked[int(np.argmax(ranked(rollout.fitness)))].copy()
+            self.started = True
+            return
+        u = centered_ranks(rollout.fitness)
+        grad = (u[: B // 2] - u[B // 2 :]) @ self.eps.astype(np.float64) / (B * self.cfg.sigma)
         self.theta = self._adam(grad - self.options.weight_decay * self.theta)
-        self.last = res.fitness
-        return res
 
     def _adam(self, grad: np.ndarray) -> np.ndarray:
         """One Adam ascent step along ``grad``; returns the new theta (float32)."""
@@ -100,7 +103,28 @@ class OpenAIES(Search):
     def population_fitness(self) -> np.ndarray:
         return self.last
 
-    def solution(self) -> np.ndarray:
-        if self.theta is None:
+    def candidates(self) -> np.ndarray:
+        if not self.started:
             return np.empty((0, self.task.layout.size), np.float32)
         return self.theta[None, :]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "theta": self.theta,
+            "adam_m": self.m,
+            "adam_v": self.v,
+            "scalars": np.array([self.t, self.started], np.float64),
+            "last": np.asarray(self.last, np.float64),
+        }
+
+    def load_arrays(self, arrays: dict) -> None:
+        G = self.task.layout.size
+        theta = expect_array(arrays, "theta", (G,), np.float32)
+        m = expect_array(arrays, "adam_m", (G,), np.float64)
+        v = expect_array(arrays, "adam_v", (G,), np.float64)
+        t, started = expect_array(arrays, "scalars", (2,), np.float64)
+        last = arrays.get("last")
+        if not isinstance(last, np.ndarray) or last.ndim != 1 or last.dtype != np.float64:
+            raise SrmlError("checkpoint: array 'last' should be a float64 vector")
+        self.theta, self.m, self.v = theta.copy(), m.copy(), v.copy()
+        self.t, self.started, self.last = int(t), bool(started), last

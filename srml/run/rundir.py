@@ -1,10 +1,16 @@
-"""Run directories: config.toml, log.jsonl, pool.npz, written so a crash never corrupts them.
+"""The run directory format, written so a crash or a full disk never corrupts it.
+
+A run directory holds ``config.toml`` (the whole resolved config),
+``log.jsonl`` (one row per generation), ``progress.csv`` (the same rows for
+pandas), ``pool.npz`` (the checkpoint), ``pool_reward.png``, and per-generation
+records of some methods (``lineage.jsonl``; experiments add ``eval.jsonl``).
 
 - Whole files (config, checkpoint, figures) are written to a temporary file in
   the same directory, flushed to disk, then renamed over the target: a reader
   sees the old file or the new one, never half of one.
-- log.jsonl gets one complete line per ``write`` call; a line cut short by a
-  crash is dropped when the log is read (and trimmed on resume).
+- A JSONL line is appended whole or not at all: a short write (a full disk) is
+  cut back off before the error is raised, and a line torn by a crash can only
+  be the last one; it is skipped when read and trimmed on resume.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SrmlError
+from ..errors import SrmlError
 
 CHECKPOINT_VERSION = 1
 
@@ -66,14 +72,48 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, meta
 
 
-def append_line(path: Path, row: dict) -> None:
-    """Append one JSON line in a single write, flushed, so every full line parses."""
-    data = (json.dumps(row) + "\n").encode()
+JSONL_FILES = ("log.jsonl", "lineage.jsonl", "eval.jsonl")
+"""Per-generation records; resume trims each back to the checkpoint's generation."""
+
+
+def append_bytes(path: Path, data: bytes) -> None:
+    """Append ``data`` whole or not at all: on a short or failed write (a full disk), the file
+    is cut back to its old length before the error propagates, so no partial line remains."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, data)
+        start = os.fstat(fd).st_size
+        done = 0
+        try:
+            while done < len(data):
+                n = os.write(fd, data[done:])
+                if n <= 0:
+                    raise OSError(f"short write to {path}")
+                done += n
+        except BaseException:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise
     finally:
         os.close(fd)
+
+
+def append_line(path: Path, row: dict) -> None:
+    """Append one row as a JSON line (strict JSON: NaN and infinities become null)."""
+    append_bytes(path, (json.dumps(_strict(row), allow_nan=False) + "\n").encode())
+
+
+def _strict(v):
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else None
+    if isinstance(v, dict):
+        return {k: _strict(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_strict(x) for x in v]
+    if isinstance(v, np.generic):
+        return _strict(v.item())
+    return v
 
 
 def read_log(path: Path) -> list[dict]:
@@ -97,6 +137,14 @@ def trim_log(path: Path, generation: int) -> None:
     """Keep only complete lines with generation <= the checkpoint's (for resume)."""
     rows = [r for r in read_log(path) if r.get("generation", -1) <= generation]
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def trim_records(run_dir: Path, generation: int) -> None:
+    """Trim every per-generation record of a run directory back to ``generation``."""
+    for name in JSONL_FILES:
+        if (Path(run_dir) / name).exists():
+            trim_log(Path(run_dir) / name, generation)
+
 
 
 @contextmanager
@@ -131,8 +179,52 @@ def lock_run_dir(path: Path):
 
 def remove_stale_temps(path: Path) -> list[Path]:
     """Delete temporary files an atomic write left when its process was killed mid-write."""
-    names = ("config.toml", "log.jsonl", "pool.npz", "pool_reward.png")
+    names = ("config.toml", "pool.npz", "pool_reward.png", "progress.csv", *JSONL_FILES)
     stale = [p for p in Path(path).iterdir() if any(p.name.startswith(f".{n}.") for n in names)]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
+
+
+OWN_FILES = ("config.toml", "pool.npz", "pool_reward.png", "progress.csv", *JSONL_FILES)
+
+
+@contextmanager
+def new_run_dir(out: Path, cfg):
+    """Create the run directory and config.toml for a new run. If the run fails before its
+    first log line (an env that raises in its first step, Ctrl-C ...), remove what was created.
+
+    A directory holding a run, or any file srml did not write, is refused: nothing of the
+    user's is ever overwritten."""
+    out = Path(out)
+    if (out / "log.jsonl").exists():
+        raise SrmlError(f"{out} already holds a run; choose another --out (or --resume {out})")
+    if out.exists() and not out.is_dir():
+        raise SrmlError(f"--out {out} is a file, not a directory")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_FILES)
+        if foreign or any((out / n).exists() for n in OWN_FILES):
+            shown = ", ".join((foreign or [n for n in OWN_FILES if (out / n).exists()])[:3])
+            raise SrmlError(f"--out {out} is not empty ({shown}); choose a new or empty directory")
+    made_dir = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SrmlError(f"cannot create --out {out}: {e.strerror or e}") from None
+    with lock_run_dir(out):  # a second process on the same --out is refused
+        if (out / "log.jsonl").exists():  # another run got here first
+            raise SrmlError(f"{out} already holds a run; choose another --out")
+        cfg.out = str(out)
+        try:
+            try:
+                cfg.save(out / "config.toml")
+            except OSError as e:
+                raise SrmlError(f"cannot write to --out {out}: {e.strerror or e}") from None
+            yield out
+        except BaseException:
+            if not (out / "log.jsonl").exists():
+                for name in OWN_FILES:
+                    (out / name).unlink(missing_ok=True)
+                if made_dir and not any(out.iterdir()):
+                    out.rmdir()
+            raise

@@ -1,0 +1,124 @@
+"""The task: which env a run steps (Gymnasium's or srml's compiled twin) and the network's shape.
+
+Env resolution lives here and nowhere else: ``module:EnvId`` imports ``module``
+(which registers the env) without letting the current directory shadow
+installed libraries, an id with a compiled twin runs on the twin unless
+``twin = "off"``, and the spaces give the codec and the genome layout.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+
+import gymnasium as gym
+
+from . import envs
+from .config import Config
+from .errors import SrmlError
+from .srwm import Codec, Layout
+
+
+@dataclass
+class Task:
+    """Everything about the problem a backend needs, resolved from the config."""
+
+    env_id: str  # the id actually stepped (srml/... when a twin runs)
+    env_kwargs: dict
+    lifetime: int
+    sample_actions: bool
+    codec: Codec
+    layout: Layout
+    twin: object | None = None  # srml.envs.Twin when the env has a compiled twin
+    self_modify: bool = True  # False freezes the weights (baselines)
+    requested_id: str = ""  # the id the config named (e.g. CartPole-v1 for srml/CartPole-v1)
+
+    @property
+    def gym_id(self) -> str:
+        """The id of the Gymnasium env a user would render or step (a twin's reference id)."""
+        if self.twin is not None and getattr(self.twin, "gym_id", None):
+            return self.twin.gym_id
+        return self.env_id
+
+
+def import_env_module(module: str) -> None:
+    """Import a user's env module. The current directory is searched for it, but only after
+    installed packages, so a ``numpy.py`` lying there never shadows numpy."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise SrmlError(f"cannot import {module!r}: {e}") from None
+    except SyntaxError as e:
+        raise SrmlError(f"env module {module!r} has a syntax error: {e}") from None
+    except Exception as e:  # the module itself raised on import
+        raise SrmlError(
+            f"env module {module!r} raised on import: {type(e).__name__}: {e}"
+        ) from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
+def resolve_env_id(env_id: str) -> str:
+    """'module:EnvId' imports module (which registers the env) and returns 'EnvId'."""
+    if ":" not in env_id:
+        return env_id
+    module, _, name = env_id.partition(":")
+    if not module or not name:
+        raise SrmlError(f"--env {env_id!r}: use an env id, or module:EnvId")
+    import_env_module(module)
+    return name
+
+
+def env_spaces(env_id: str, env_kwargs: dict) -> tuple[gym.Space, gym.Space]:
+    """Observation and action space of one env, with Gymnasium's errors made one line."""
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except (gym.error.Error, ModuleNotFoundError, ImportError) as e:  # NameNotFound, missing dep
+        raise SrmlError(f"cannot make env {env_id!r}: {e}") from None
+    except (TypeError, ValueError, AssertionError) as e:
+        raise SrmlError(f"bad env kwargs for {env_id!r}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # the env's own constructor raised
+        raise SrmlError(f"env {env_id!r} raised when made: {type(e).__name__}: {e}") from None
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+def find_twin(env_id: str, env_kwargs: dict):
+    """srml's compiled twin of ``env_id`` (its own id or Gymnasium's), or None."""
+    try:
+        return envs.get_twin(env_id, **env_kwargs) or envs.get_twin("srml/" + env_id, **env_kwargs)
+    except (TypeError, ValueError) as e:  # the twin's own check of its kwargs
+        raise SrmlError(f"bad env kwargs for {env_id!r}: {e}") from None
+
+
+def make_task(cfg: Config) -> Task:
+    """Resolve the env (and its compiled twin, if any) and the network shape."""
+    env_id = resolve_env_id(cfg.env)
+    twin = find_twin(env_id, cfg.env_kwargs) if cfg.twin == "auto" else None
+    if twin is not None:  # Gymnasium's id runs on srml's twin, whose dynamics match it (tested)
+        env_id = twin.id
+        obs_space, act_space = twin.observation_space, twin.action_space
+    else:
+        obs_space, act_space = env_spaces(env_id, cfg.env_kwargs)
+    codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag)
+    layout = Layout(codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta)
+    return Task(
+        env_id,
+        cfg.env_kwargs,
+        cfg.lifetime,
+        cfg.sample_actions,
+        codec,
+        layout,
+        twin,
+        cfg.self_modify,
+        requested_id=cfg.env,
+    )
