@@ -146,7 +146,6 @@ def trim_records(run_dir: Path, generation: int) -> None:
             trim_log(Path(run_dir) / name, generation)
 
 
-
 @contextmanager
 def lock_run_dir(path: Path):
     """Hold an exclusive lock on a run directory while a process writes it.
