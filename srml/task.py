@@ -11,36 +11,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass
 
 import gymnasium as gym
 
 from . import envs
+from .backends.base import Task
 from .config import Config
 from .errors import SrmlError
 from .srwm import Codec, Layout
-
-
-@dataclass
-class Task:
-    """Everything about the problem a backend needs, resolved from the config."""
-
-    env_id: str  # the id actually stepped (srml/... when a twin runs)
-    env_kwargs: dict
-    lifetime: int
-    sample_actions: bool
-    codec: Codec
-    layout: Layout
-    twin: object | None = None  # srml.envs.Twin when the env has a compiled twin
-    self_modify: bool = True  # False freezes the weights (baselines)
-    requested_id: str = ""  # the id the config named (e.g. CartPole-v1 for srml/CartPole-v1)
-
-    @property
-    def gym_id(self) -> str:
-        """The id of the Gymnasium env a user would render or step (a twin's reference id)."""
-        if self.twin is not None and getattr(self.twin, "gym_id", None):
-            return self.twin.gym_id
-        return self.env_id
 
 
 def import_env_module(module: str) -> None:

@@ -4,13 +4,9 @@ their fitness"), several engines. Imported lazily: numba compiles, cupy may be a
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from ..errors import SrmlError
-from .base import Backend, Rollout
-
-if TYPE_CHECKING:
-    from ..task import Task
+from .base import Backend, Rollout, Task
 
 # name -> "module:Class"
 BACKENDS = {
@@ -29,4 +25,4 @@ def make_backend(name: str, task: Task, batch: int, threads: int = 0) -> Backend
     return getattr(importlib.import_module(module), cls)(task, batch, threads=threads)
 
 
-__all__ = ["BACKENDS", "Backend", "Rollout", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "Rollout", "Task", "make_backend"]

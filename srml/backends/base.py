@@ -1,4 +1,5 @@
-"""What every backend shares: the task it runs and what a run returns.
+"""What every backend shares: the task it runs (built by :func:`srml.task.make_task`) and what
+a run returns.
 
 A backend runs "B genomes for S steps in env E" and returns the rewritten
 genomes and their fitness. Same inputs, same seeds -> same results on every
@@ -9,12 +10,33 @@ counter-based RNG in :mod:`srml.rng`, keyed by (generation seed, lane).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ..task import Task
+from ..srwm import Codec, Layout
+
+
+@dataclass
+class Task:
+    """Everything about the problem a backend needs, resolved from the config."""
+
+    env_id: str  # the id actually stepped (srml/... when a twin runs)
+    env_kwargs: dict
+    lifetime: int
+    sample_actions: bool
+    codec: Codec
+    layout: Layout
+    twin: object | None = None  # srml.envs.Twin when the env has a compiled twin
+    self_modify: bool = True  # False freezes the weights (baselines)
+    requested_id: str = ""  # the id the config named (e.g. CartPole-v1 for srml/CartPole-v1)
+
+    @property
+    def gym_id(self) -> str:
+        """The id of the Gymnasium env a user would render or step (a twin's reference id)."""
+        if self.twin is not None and getattr(self.twin, "gym_id", None):
+            return self.twin.gym_id
+        return self.env_id
 
 
 @dataclass

@@ -24,8 +24,7 @@ from numba import cuda  # module level: the simulator swaps it in through the ke
 from .. import rng
 from ..errors import SrmlError
 from ..kernels import NetSpec, make_agent_kernel
-from ..task import Task
-from .base import Rollout, finalize
+from .base import Rollout, Task, finalize
 from .numba_backend import actions_from, trace_buffers
 
 THREADS_PER_BLOCK = 64

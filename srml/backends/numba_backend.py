@@ -15,8 +15,7 @@ import numpy as np
 from .. import rng
 from ..errors import SrmlError
 from ..kernels import NetSpec, make_agent_kernel, make_srwm_kernel
-from ..task import Task
-from .base import Rollout, finalize
+from .base import Rollout, Task, finalize
 from .numpy_backend import NumpyBackend
 
 _CACHE: dict = {}

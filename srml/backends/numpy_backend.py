@@ -13,8 +13,7 @@ from gymnasium.vector import AutoresetMode
 from .. import rng
 from ..errors import SrmlError
 from ..srwm import forward
-from ..task import Task
-from .base import Rollout, finalize
+from .base import Rollout, Task, finalize
 
 
 def make_vector_env(env_id: str, n: int, env_kwargs: dict) -> gym.vector.VectorEnv:
