@@ -22,7 +22,7 @@ from collections.abc import Callable
 import gymnasium
 
 from .acrobot import acrobot
-from .bandits import bernoulli_bandit, swapping_bandit
+from .bandits import bernoulli_bandit, reversal_bandit, swapping_bandit
 from .cartpole import cartpole
 from .mountain_car import mountain_car, mountain_car_continuous
 from .pendulum import pendulum
@@ -49,6 +49,7 @@ TWINS: dict[str, Callable[..., Twin]] = {
         pendulum,
         bernoulli_bandit,
         swapping_bandit,
+        reversal_bandit,
     )
 }
 
@@ -73,6 +74,7 @@ _GYM_SPECS = {
     # Bandits truncate by themselves after `episode_steps`: no TimeLimit.
     "srml/BernoulliBandit-v0": ("bandits", "BernoulliBandit", None, None),
     "srml/SwappingBandit-v0": ("bandits", "SwappingBandit", None, None),
+    "srml/ReversalBandit-v0": ("bandits", "ReversalBandit", None, None),
 }
 
 

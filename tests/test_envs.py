@@ -164,6 +164,7 @@ def test_registry_and_get_twin():
         "srml/Pendulum-v1",
         "srml/BernoulliBandit-v0",
         "srml/SwappingBandit-v0",
+        "srml/ReversalBandit-v0",
     }
     assert get_twin("CartPole-v1") is None
     assert get_twin("srml/NoSuchEnv-v0") is None

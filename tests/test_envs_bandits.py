@@ -95,7 +95,33 @@ def test_swapping_bandit_stochastic_payoffs():
         assert within(r[mask].sum(), p * mask.sum(), p * (1 - p) * mask.sum())
 
 
-@pytest.mark.parametrize("env_id", ["srml/BernoulliBandit-v0", "srml/SwappingBandit-v0"])
+def test_reversal_bandit_swaps_once_within_each_episode():
+    steps, lanes, episodes = 12, 400, 5
+    out, env = run(
+        "srml/ReversalBandit-v0", lanes, steps * episodes, 5, uniform_policy(2),
+        episode_steps=steps,
+    )  # fmt: skip
+    assert env.twin.state_dim == 3
+    s = out["state"].reshape(episodes, steps, lanes, 3)  # state before each pull
+    rev = s[:, 0, :, 2]  # the reversal pull of each episode
+    assert rev.min() >= steps // 4 and rev.max() <= 3 * steps // 4
+    assert set(np.unique(rev)) == set(range(steps // 4, 3 * steps // 4 + 1))  # uniform support
+    assert (s[:, :, :, 2] == rev[:, None]).all()  # fixed within the episode
+    # the good arm paying at pull k: the one drawn at reset before the reversal, the other after
+    start = s[:, 0, :, 0]
+    good = np.where(
+        np.arange(steps)[None, :, None] < rev[:, None], start[:, None], 1 - start[:, None]
+    )
+    paid = out["reward"].reshape(episodes, steps, lanes)
+    chose = out["action"].reshape(episodes, steps, lanes) == good
+    for mask, p in ((chose, 0.8), (~chose, 0.2)):
+        assert within(paid[mask].sum(), p * mask.sum(), p * (1 - p) * mask.sum())
+    assert within(start.sum(), start.size / 2, start.size / 4)
+
+
+@pytest.mark.parametrize(
+    "env_id", ["srml/BernoulliBandit-v0", "srml/SwappingBandit-v0", "srml/ReversalBandit-v0"]
+)
 def test_bandit_observation_constant_and_truncation(env_id):
     out, env = run(env_id, 50, 45, 4, uniform_policy(2), episode_steps=9)
     assert (out["obs"] == 0).all() and out["obs"].dtype == np.float32
@@ -111,6 +137,7 @@ def test_bandit_observation_constant_and_truncation(env_id):
     [
         ("srml/BernoulliBandit-v0", {"n_arms": 5, "episode_steps": 3}),
         ("srml/SwappingBandit-v0", {"p_good": 0.9, "p_bad": 0.1, "episode_steps": 4}),
+        ("srml/ReversalBandit-v0", {"episode_steps": 8}),
     ],
 )
 def test_bandit_gymnasium_env(env_id, kwargs):
@@ -132,3 +159,5 @@ def test_bandit_kwargs_are_validated():
         get_twin("srml/SwappingBandit-v0", p_good=1.5)
     with pytest.raises(ValueError):
         get_twin("srml/SwappingBandit-v0", episode_steps=0)
+    with pytest.raises(ValueError):
+        get_twin("srml/ReversalBandit-v0", episode_steps=3)
