@@ -217,6 +217,26 @@ def run_one(name: str, cfg: Config, options: dict, evals: int, run_dir: Path, ho
     }
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
+    """Wilson score interval (95% by default) for a success rate of k in n."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test p-value (ties dropped)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    k = min(wins, losses)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def summarize(values, seed: int = 0) -> dict:
     """Mean over seeds with a bootstrap 95% interval of that mean."""
     v = np.asarray(values, float)

@@ -189,3 +189,11 @@ def test_killed_experiment_resumes_to_the_same_results(quick_runs, tmp_path):
             for k in x.files:
                 if k != "meta":
                     np.testing.assert_array_equal(x[k], y[k], err_msg=f"{npz} {k}")
+
+
+def test_wilson_and_sign_test():
+    lo, hi = common.wilson(8, 10)
+    assert 0.49 < lo < 0.5 and 0.94 < hi < 0.95  # the textbook values 0.490, 0.943
+    assert common.wilson(0, 10)[0] == 0.0 and common.wilson(10, 10)[1] == 1.0
+    assert common.sign_test(10, 0) == pytest.approx(2 / 2**10)
+    assert common.sign_test(5, 5) == 1.0
