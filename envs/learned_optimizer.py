@@ -246,55 +246,45 @@ def build(
     TWO_PI = 2.0 * math.pi
     INV_N = 1.0 / max(N, 1)
 
-    @jit
-    def normal(key, stream, c):
-        u1 = uniform(key, stream, c)
-        u2 = uniform(key, stream, c + 1)
-        return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(TWO_PI * u2)
+    # Compile time: the fused backends inline reset (twice) and step (once) into their
+    # kernel at numba's IR level, and every further call site inside them is inlined and
+    # re-typed too. So the problem-specific pieces are chosen here, in Python (no dead
+    # branches), and each kernel calls uniform() from ONE loop over its counters.
 
-    @jit
-    def sample(state, key, base):
-        if PROB == 0:
-            for j in range(D):
-                state[A + j] = COND ** (-uniform(key, STREAM_RESET, base + j))
-                state[B + j] = normal(key, STREAM_RESET, base + D + 2 * j)
-            for r in range(R):
-                c = base + 3 * D + 3 * r
-                p = int(math.floor(uniform(key, STREAM_RESET, c) * D))
-                q = (p + 1 + int(math.floor(uniform(key, STREAM_RESET, c + 1) * (D - 1)))) % D
-                ang = TWO_PI * uniform(key, STREAM_RESET, c + 2)
-                state[ROT + 4 * r] = p
-                state[ROT + 4 * r + 1] = q
-                state[ROT + 4 * r + 2] = math.cos(ang)
-                state[ROT + 4 * r + 3] = math.sin(ang)
-        else:
-            for j in range(D):  # column scales, kept in scratch until X is drawn
-                state[S + j] = math.sqrt(COND ** (-uniform(key, STREAM_RESET, base + j)))
-            for n in range(N):
-                for j in range(D):
-                    c = base + D + 2 * (n * D + j)
-                    state[A + n * D + j] = state[S + j] * normal(key, STREAM_RESET, c)
-            for j in range(D):  # teacher, kept in scratch while the targets are made
-                state[S + j] = normal(key, STREAM_RESET, base + D + 2 * N * D + 2 * j)
-            for n in range(N):
-                acc = 0.0
-                for j in range(D):
-                    acc += state[A + n * D + j] * state[S + j]
-                e = normal(key, STREAM_RESET, base + 3 * D + 2 * N * D + 2 * n)
-                t = acc + LNOISE * e
-                if PROB == 1:
-                    state[B + n] = t
+    if PROB == 0:
+
+        @jit
+        def sample(state, key, base):
+            # draws in counter order: h_j; (u1, u2) of c_j; (p, q, angle) of each rotation
+            u1 = 0.0
+            for c in range(3 * D + 3 * R):
+                u = uniform(key, STREAM_RESET, base + c)
+                if c < D:
+                    state[A + c] = COND ** (-u)
+                elif c < 3 * D:
+                    if (c - D) % 2 == 0:
+                        u1 = u
+                    else:
+                        j = (c - D) // 2
+                        state[B + j] = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(TWO_PI * u)
                 else:
-                    state[B + n] = 1.0 if t > 0.0 else -1.0
+                    r = (c - 3 * D) // 3
+                    w = (c - 3 * D) % 3
+                    if w == 0:
+                        state[ROT + 4 * r] = math.floor(u * D)
+                    elif w == 1:
+                        p = state[ROT + 4 * r]
+                        state[ROT + 4 * r + 1] = (p + 1.0 + math.floor(u * (D - 1))) % D
+                    else:
+                        state[ROT + 4 * r + 2] = math.cos(TWO_PI * u)
+                        state[ROT + 4 * r + 3] = math.sin(TWO_PI * u)
 
-    @jit
-    def loss_grad(state):
-        """Loss at theta; the gradient into g."""
-        L = 0.0
-        if PROB == 0:
+        @jit
+        def loss_grad(state):
+            """Loss at theta; the gradient into g."""
             for j in range(D):
                 state[S + j] = state[TH + j] - state[B + j]
-            for r in range(R):
+            for r in range(R):  # z = R (theta - c)
                 p = int(state[ROT + 4 * r]) + S
                 q = int(state[ROT + 4 * r + 1]) + S
                 cs = state[ROT + 4 * r + 2]
@@ -303,11 +293,12 @@ def build(
                 b = state[q]
                 state[p] = cs * a - sn * b
                 state[q] = sn * a + cs * b
+            L = 0.0
             for j in range(D):
                 zj = state[S + j]
                 L += 0.5 * state[A + j] * zj * zj
                 state[S + j] = state[A + j] * zj
-            for rr in range(R):
+            for rr in range(R):  # gradient R^T (h z): the rotations undone in reverse order
                 r = R - 1 - rr
                 p = int(state[ROT + 4 * r]) + S
                 q = int(state[ROT + 4 * r + 1]) + S
@@ -319,7 +310,45 @@ def build(
                 state[q] = cs * b - sn * a
             for j in range(D):
                 state[G + j] = state[S + j]
-        else:
+            return L
+
+    else:
+
+        @jit
+        def sample(state, key, base):
+            # draws in counter order: s_j (kept in scratch while X is drawn); (u1, u2) of
+            # each X[n, j] (row-major), then of each teacher w_j (in scratch while the
+            # targets are made), then of each target's label noise
+            u1 = 0.0
+            for c in range(3 * D + 2 * N * D + 2 * N):
+                u = uniform(key, STREAM_RESET, base + c)
+                if c < D:
+                    state[S + c] = math.sqrt(COND ** (-u))
+                    continue
+                if (c - D) % 2 == 0:
+                    u1 = u
+                    continue
+                e = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(TWO_PI * u)
+                k = (c - D) // 2
+                if k < N * D:
+                    state[A + k] = state[S + k % D] * e
+                elif k < N * D + D:
+                    state[S + k - N * D] = e
+                else:
+                    n = k - N * D - D
+                    acc = 0.0
+                    for j in range(D):
+                        acc += state[A + n * D + j] * state[S + j]
+                    t = acc + LNOISE * e
+                    if PROB == 1:
+                        state[B + n] = t
+                    else:
+                        state[B + n] = 1.0 if t > 0.0 else -1.0
+
+        @jit
+        def loss_grad(state):
+            """Loss at theta; the gradient into g."""
+            L = 0.0
             for j in range(D):
                 state[G + j] = 0.0
             for n in range(N):
@@ -331,37 +360,38 @@ def build(
                     L += 0.5 * res * res
                     coef = res
                 else:
+                    # softplus(-mrg) and its derivative -y * sigmoid(-mrg), both stable
                     mrg = state[B + n] * acc
-                    # softplus(-mrg) and d/dacc = -y * sigmoid(-mrg), both stable
-                    if mrg >= 0.0:
-                        e = math.exp(-mrg)
-                        L += math.log1p(e)
-                        coef = -state[B + n] * (e / (1.0 + e))
-                    else:
-                        e = math.exp(mrg)
-                        L += -mrg + math.log1p(e)
-                        coef = -state[B + n] * (1.0 / (1.0 + e))
+                    e = math.exp(-abs(mrg))
+                    L += max(-mrg, 0.0) + math.log1p(e)
+                    sig = e / (1.0 + e) if mrg >= 0.0 else 1.0 / (1.0 + e)
+                    coef = -state[B + n] * sig
                 for j in range(D):
                     state[G + j] += coef * state[A + n * D + j]
             L *= INV_N
             for j in range(D):
                 state[G + j] *= INV_N
-        if L2 > 0.0:
-            for j in range(D):
-                L += 0.5 * L2 * state[TH + j] * state[TH + j]
-                state[G + j] += L2 * state[TH + j]
-        return L
+            return L
 
     @jit
     def observe(state, key):
-        """Loss, gradient (+ noise) and moments at theta, for optimizer step k."""
+        """Loss, gradient (+ weight decay, + noise) and moments at theta, for optimizer step k."""
         L = loss_grad(state)
-        k = int(state[I_K])
         if NOISE > 0.0:
-            base = int(state[I_EP]) * STRIDE + k * 2 * D
-            for j in range(D):
-                state[G + j] += NOISE * normal(key, STREAM_ENV, base + 2 * j)
+            base = int(state[I_EP]) * STRIDE + int(state[I_K]) * 2 * D
+            u1 = 0.0
+            for c in range(2 * D):
+                u = uniform(key, STREAM_ENV, base + c)
+                if c % 2 == 0:
+                    u1 = u
+                else:
+                    e = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(TWO_PI * u)
+                    state[G + c // 2] += NOISE * e
         for j in range(D):
+            th = state[TH + j]
+            if L2 > 0.0:
+                L += 0.5 * L2 * th * th
+                state[G + j] += L2 * th
             gj = state[G + j]
             state[M + j] = BETA1 * state[M + j] + (1.0 - BETA1) * gj
             state[V + j] = BETA2 * state[V + j] + (1.0 - BETA2) * gj * gj
@@ -369,24 +399,29 @@ def build(
         return L
 
     @jit
-    def clip(x):
-        return np.float32(min(max(x, -OBS_CLIP), OBS_CLIP))
-
-    @jit
     def write_obs(state, obs):
         i = int(state[I_IDX])
         k = state[I_K]
-        c1 = 1.0 - BETA1 ** (k + 1.0)
-        c2 = 1.0 - BETA2 ** (k + 1.0)
-        rms = math.sqrt(state[V + i] / c2)
-        obs[0] = clip(state[G + i] / (rms + EPS))
-        obs[1] = clip(state[M + i] / c1 / (rms + EPS))
-        obs[2] = clip(state[TH + i])
-        obs[3] = clip(state[U + i] / SCALE)
-        obs[4] = clip(0.25 * math.log10(rms + TINY))
-        obs[5] = clip(0.25 * (state[I_LNL0] - state[I_LNL]))
-        obs[6] = clip(state[I_LAST])
-        obs[7] = clip(k / K)
+        rms = math.sqrt(state[V + i] / (1.0 - BETA2 ** (k + 1.0)))
+        mh = state[M + i] / (1.0 - BETA1 ** (k + 1.0))
+        for f in range(8):  # the features, clipped to [-OBS_CLIP, OBS_CLIP]
+            if f == 0:
+                x = state[G + i] / (rms + EPS)
+            elif f == 1:
+                x = mh / (rms + EPS)
+            elif f == 2:
+                x = state[TH + i]
+            elif f == 3:
+                x = state[U + i] / SCALE
+            elif f == 4:
+                x = 0.25 * math.log10(rms + TINY)
+            elif f == 5:
+                x = 0.25 * (state[I_LNL0] - state[I_LNL])
+            elif f == 6:
+                x = state[I_LAST]
+            else:
+                x = k / K
+            obs[f] = np.float32(min(max(x, -OBS_CLIP), OBS_CLIP))
         obs[8] = np.float32(1.0) if i == 0 else np.float32(0.0)
 
     @jit
@@ -420,22 +455,24 @@ def build(
         i = int(state[I_IDX])
         state[U + i] = SCALE * a
         state[EL] = state[EL] + 1.0
+        r = 0.0
+        done = False
         if i < D - 1:
             state[I_IDX] = i + 1.0
-            write_obs(state, obs)
-            return 0.0, False, False
-        for j in range(D):
-            state[TH + j] += state[U + j]
-        k = state[I_K] + 1.0
-        state[I_K] = k
-        L = observe(state, key)
-        lnl = math.log(L + state[I_FLOOR])
-        r = state[I_LNL] - lnl
-        state[I_LNL] = lnl
-        state[I_LAST] = r
-        state[I_IDX] = 0.0
+        else:  # the last parameter: apply every update, then the new loss and gradient
+            for j in range(D):
+                state[TH + j] += state[U + j]
+            k = state[I_K] + 1.0
+            state[I_K] = k
+            L = observe(state, key)
+            lnl = math.log(L + state[I_FLOOR])
+            r = state[I_LNL] - lnl
+            state[I_LNL] = lnl
+            state[I_LAST] = r
+            state[I_IDX] = 0.0
+            done = k >= K
         write_obs(state, obs)
-        return r, False, k >= K
+        return r, False, done
 
     return reset, step
 

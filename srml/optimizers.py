@@ -131,8 +131,7 @@ def tune_lr(
     steps = p["steps_per_problem"] if steps is None else int(steps)
     probs = [q for s in seeds for q in problems(s, n, **env_kwargs)]
     scores = {
-        float(lr): evaluate(method, lr, probs, steps, p["loss_floor"]).mean_return
-        for lr in grid
+        float(lr): evaluate(method, lr, probs, steps, p["loss_floor"]).mean_return for lr in grid
     }
     best = max(scores, key=lambda lr: (scores[lr], -lr))
     return best, scores
