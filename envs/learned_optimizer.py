@@ -9,16 +9,17 @@ presents the problem's parameters ONE AT A TIME.
 
 Episode structure
 -----------------
-An episode samples one problem (see *Problems*) with ``dim`` parameters,
-starts it at ``theta = 0`` and runs ``steps_per_problem`` optimizer steps.
-Each optimizer step takes ``dim`` env steps: env step ``i`` shows parameter
+An episode samples one problem (see *Problems*) with ``D`` parameters (``D =
+dim``, except for the MLP), starts it at ``theta_0`` (0, except for the MLP's
+random init) and runs ``steps_per_problem`` optimizer steps.
+Each optimizer step takes ``D`` env steps: env step ``i`` shows parameter
 ``i``'s features and reads that parameter's update from the action; after the
-last parameter, the env applies all ``dim`` updates at once
+last parameter, the env applies all ``D`` updates at once
 (``theta += update``), recomputes the loss and the gradient, and updates the
-running moments. An episode is therefore ``dim * steps_per_problem`` env steps;
+running moments. An episode is therefore ``D * steps_per_problem`` env steps;
 it ends truncated (never terminated). A lifetime (``srml run --lifetime``)
 spans several problems, so a self-modifying network can learn to learn across
-them; ``--lifetime`` a multiple of ``dim * steps_per_problem`` (480 at the
+them; ``--lifetime`` a multiple of ``D * steps_per_problem`` (480 at the
 defaults) makes every problem in it a whole one.
 
 Aggregation of self-modification across parameters: sequential. The SRWM
@@ -83,6 +84,16 @@ scale ``condition ** -u`` with ``u`` uniform on [0, 1), i.e. log-uniform over
     dim``), ``X[n, j] = s_j * N(0, 1)`` (``s_j**2`` log-uniform, so the
     Hessian's diagonal spans ``condition``), a teacher ``w ~ N(0, I)`` and
     targets ``y = X w + label_noise * N(0, 1)``.
+``mlp``
+    A one-hidden-layer tanh network ``f(x) = w2 . tanh(W1 x + b1) + b2`` with
+    ``dim`` inputs and ``hidden`` units (default 4), so ``D = hidden * (dim + 2)
+    + 1`` parameters (17 at ``dim = 2``, 41 at ``dim = 8``: keep ``dim`` small,
+    an episode is ``D * steps_per_problem`` env steps), fit by mean squared
+    error ``0.5 / n sum (f(x_n) - y_n)**2`` to ``n = n_data`` rows (default
+    ``2 D``): ``X`` as for linreg (``dim`` columns), targets from a random
+    teacher of the same shape (every parameter ``N(0, 1)``) plus
+    ``label_noise * N(0, 1)``. The student starts at ``W1 ~ N(0, 1/dim)``,
+    ``w2 ~ N(0, 1/hidden)``, zero biases, drawn with the problem. Non-convex.
 ``logreg``
     Mean logistic loss ``1/n sum softplus(-y_n x_n . theta)``, ``X`` as for
     linreg, labels ``y_n = sign(x_n . w + label_noise * N(0, 1))`` in {-1, +1}
@@ -106,9 +117,11 @@ Normals are Box-Muller from two uniforms, ``sqrt(-2 ln(1 - u1)) cos(2 pi u2)``.
   angle}``, ``p = floor(u dim)``, ``q = (p + 1 + floor(u (dim - 1))) mod
   dim``); linreg/logreg ``s_j`` (``c = j``), ``X[n, j]`` (``c = dim + 2 (n dim +
   j)``), ``w_j`` (``c = dim + 2 n dim + 2 j``), label noise ``e_n`` (``c = 3 dim
-  + 2 n dim + 2 n``).
+  + 2 n dim + 2 n``); mlp ``s_j`` (``c = j``), then pairs ``c = dim + 2 k, +1``
+  for ``k`` over ``X`` (row-major), the teacher's ``D`` parameters, the ``n``
+  label noises and the student's ``D`` initial parameters, in that order.
 - Gradient noise of optimizer step ``k`` (``k = 0`` is the gradient at reset):
-  ``uniform(key, STREAM_ENV, episode * PROBLEM_STRIDE + k * 2 dim + 2 j, +1)``
+  ``uniform(key, STREAM_ENV, episode * PROBLEM_STRIDE + k * 2 D + 2 j, +1)``
   for coordinate ``j``. It depends on ``(key, episode, k)``, not on the
   lane's step counter ``t`` (the classic twins' convention), so the optimizer
   baselines of :mod:`srml.optimizers` see the very same noise; the episode
@@ -116,22 +129,23 @@ Normals are Box-Muller from two uniforms, ``sqrt(-2 ln(1 - u1)) cos(2 pi u2)``.
 
 Both need ``draws < PROBLEM_STRIDE``; the factory refuses larger settings.
 
-State (float64), ``D = dim``, ``N = n_data``, ``R = rotations``::
+State (float64), ``D`` parameters, ``N = n_data``, ``R = rotations``::
 
     [0] i (parameter on show)   [1] k (optimizer steps done)   [2] episode
     [3] L_0   [4] L   [5] loss_floor * L_0 (+1e-30)   [6] lnL_0   [7] lnL   [8] last reward
     theta[D]  g[D]  m[D]  v[D]  u[D] (latest update of each parameter)
     scratch[max(D, N)]
-    quadratic: h[D] c[D] rot[4R] (p, q, cos, sin);  linreg/logreg: X[N*D] (row-major) y[N]
+    quadratic: h[D] c[D] rot[4R] (p, q, cos, sin);  others: X[N*dim] (row-major) y[N]
     elapsed (env steps in this episode; last, as in every twin)
 
 ``state_dim`` is ``10 + 8 D + 4 R`` for the quadratic (138 at the default ``dim
 = 8``, ``R = 16``) and ``10 + 5 D + max(D, N) + N D + N`` for linreg/logreg (210
-at ``dim = 8``, ``N = 16``; 2,346 = 18 KiB at ``dim = 32``, ``N = 64``). On
+at ``dim = 8``, ``N = 16``; 2,346 = 18 KiB at ``dim = 32``, ``N = 64``), and
+``10 + 5 D + max(D, N) + N dim + N`` for the MLP (231 at ``dim = 2``). On
 CUDA the state is a per-thread local array: a few hundred entries are fine,
 thousands (``linreg``/``logreg`` beyond ``dim`` ~ 16) spill to slow local
 memory; the kernels still run. Cost per env step: O(1), plus the problem's
-loss and gradient (O(R + D) or O(N D)) once every ``dim`` steps.
+loss and gradient (O(R + D) or O(N D)) once every ``D`` steps.
 
 A plain-numpy reference of the problems (:func:`sample_problem`, used by the
 tests and by the SGD/Adam baselines) lives here too.
@@ -149,7 +163,7 @@ from srml.rng import STREAM_ENV, STREAM_RESET, make_rng, uniforms
 
 from .twin import TwinEnv, TwinVectorEnv, twin_factory
 
-PROBLEMS = ("quadratic", "linreg", "logreg")
+PROBLEMS = ("quadratic", "linreg", "logreg", "mlp")
 PROBLEM_STRIDE = 2**20  # counters per episode (problem draws; gradient noise)
 OBS_DIM = 9
 OBS_CLIP = 10.0
@@ -178,7 +192,9 @@ class Sizes:
     """Resolved sizes and state offsets of one parameter setting."""
 
     problem: str
-    D: int
+    D: int  # parameters
+    X: int  # input width of a data row (linreg/logreg: D; mlp: dim; quadratic: 0)
+    H: int  # mlp hidden width (0 otherwise)
     N: int  # data rows (0 for the quadratic)
     R: int  # Givens rotations (0 for linreg/logreg)
     theta: int
@@ -187,7 +203,7 @@ class Sizes:
     v: int
     u: int
     scratch: int
-    data: int  # h (quadratic) or X
+    data: int  # h (quadratic) or the data rows
     data2: int  # c (quadratic) or y
     rot: int  # quadratic only
     elapsed: int
@@ -198,9 +214,11 @@ class Sizes:
         return self.elapsed + 1
 
 
-def sizes(problem, dim, n_data=None, rotations=None) -> Sizes:
-    D = int(dim)
-    quad = problem == "quadratic"
+def sizes(problem, dim, n_data=None, rotations=None, hidden=4) -> Sizes:
+    quad, mlp = problem == "quadratic", problem == "mlp"
+    Xw = 0 if quad else int(dim)
+    H = int(hidden) if mlp else 0
+    D = H * (Xw + 2) + 1 if mlp else int(dim)
     N = 0 if quad else (2 * D if n_data is None else int(n_data))
     R = 0
     if quad:
@@ -216,10 +234,15 @@ def sizes(problem, dim, n_data=None, rotations=None) -> Sizes:
         elapsed = rot + 4 * R
         draws = 3 * D + 3 * R
     else:
-        data2, rot = data + N * D, 0
+        data2, rot = data + N * Xw, 0
         elapsed = data2 + N
-        draws = 3 * D + 2 * N * D + 2 * N
-    return Sizes(problem, D, N, R, theta, g, m, v, u, scratch, data, data2, rot, elapsed, draws)
+        if mlp:  # scales; normals of X, teacher, label noise, student init
+            draws = Xw + 2 * (N * Xw + D + N + D)
+        else:
+            draws = 3 * D + 2 * N * D + 2 * N
+    return Sizes(
+        problem, D, Xw, H, N, R, theta, g, m, v, u, scratch, data, data2, rot, elapsed, draws
+    )
 
 
 # ------------------------------------------------------------------ kernels
@@ -227,11 +250,11 @@ def sizes(problem, dim, n_data=None, rotations=None) -> Sizes:
 
 def build(
     jit, rng_jit, problem, dim, steps_per_problem, noise, label_noise, n_data, rotations,
-    condition, update_scale, loss_floor, l2,
+    condition, update_scale, loss_floor, l2, hidden,
 ):  # fmt: skip
     _, _, uniform = make_rng(rng_jit)
-    z = sizes(problem, dim, n_data, rotations)
-    D, N, R = z.D, z.N, z.R
+    z = sizes(problem, dim, n_data, rotations, hidden)
+    D, N, R, XW, H = z.D, z.N, z.R, z.X, z.H
     TH, G, M, V, U, S = z.theta, z.g, z.m, z.v, z.u, z.scratch
     A, B, ROT, EL = z.data, z.data2, z.rot, z.elapsed
     PROB = PROBLEMS.index(problem)  # 0 quadratic, 1 linreg, 2 logreg
@@ -310,6 +333,79 @@ def build(
                 state[q] = cs * b - sn * a
             for j in range(D):
                 state[G + j] = state[S + j]
+            return L
+
+    elif PROB == 3:
+        # theta = [W1 (H x XW, row-major), b1 (H), w2 (H), b2]; the teacher has the same
+        # shape and lives in scratch while the targets are made
+        B1, W2, B2 = H * XW, H * XW + H, H * XW + 2 * H
+        INV_SQRT_X = 1.0 / math.sqrt(XW)
+        INV_SQRT_H = 1.0 / math.sqrt(H)
+
+        @jit
+        def sample(state, key, base):
+            # draws in counter order: column scales s_j (in scratch while X is drawn); then
+            # (u1, u2) of each X[n, j], of each teacher parameter, of each target's label
+            # noise, of each initial student parameter
+            u1 = 0.0
+            for c in range(XW + 2 * (N * XW + D + N + D)):
+                u = uniform(key, STREAM_RESET, base + c)
+                if c < XW:
+                    state[S + c] = math.sqrt(COND ** (-u))
+                    continue
+                if (c - XW) % 2 == 0:
+                    u1 = u
+                    continue
+                e = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(TWO_PI * u)
+                k = (c - XW) // 2
+                if k < N * XW:
+                    state[A + k] = state[S + k % XW] * e
+                elif k < N * XW + D:
+                    state[S + k - N * XW] = e  # teacher parameter, N(0, 1)
+                elif k < N * XW + D + N:
+                    n = k - N * XW - D
+                    out = state[S + B2]
+                    for h in range(H):
+                        acc = state[S + B1 + h]
+                        for j in range(XW):
+                            acc += state[S + h * XW + j] * state[A + n * XW + j]
+                        out += state[S + W2 + h] * math.tanh(acc)
+                    state[B + n] = out + LNOISE * e
+                else:  # student: W1 ~ N(0, 1/XW), w2 ~ N(0, 1/H), biases 0
+                    q = k - N * XW - D - N
+                    if q < B1:
+                        state[TH + q] = e * INV_SQRT_X
+                    elif q >= W2 and q < B2:
+                        state[TH + q] = e * INV_SQRT_H
+
+        @jit
+        def loss_grad(state):
+            """Loss at theta; the gradient into g (backprop, hidden activations in scratch)."""
+            L = 0.0
+            for j in range(D):
+                state[G + j] = 0.0
+            for n in range(N):
+                out = state[TH + B2]
+                for h in range(H):
+                    acc = state[TH + B1 + h]
+                    for j in range(XW):
+                        acc += state[TH + h * XW + j] * state[A + n * XW + j]
+                    a = math.tanh(acc)
+                    state[S + h] = a
+                    out += state[TH + W2 + h] * a
+                res = out - state[B + n]
+                L += 0.5 * res * res
+                state[G + B2] += res
+                for h in range(H):
+                    a = state[S + h]
+                    state[G + W2 + h] += res * a
+                    dh = res * state[TH + W2 + h] * (1.0 - a * a)
+                    state[G + B1 + h] += dh
+                    for j in range(XW):
+                        state[G + h * XW + j] += dh * state[A + n * XW + j]
+            L *= INV_N
+            for j in range(D):
+                state[G + j] *= INV_N
             return L
 
     else:
@@ -426,12 +522,12 @@ def build(
 
     @jit
     def reset(state, obs, key, episode):
-        sample(state, key, episode * STRIDE)
         for j in range(D):
             state[TH + j] = 0.0
             state[M + j] = 0.0
             state[V + j] = 0.0
             state[U + j] = 0.0
+        sample(state, key, episode * STRIDE)  # the mlp's initial theta too
         state[I_IDX] = 0.0
         state[I_K] = 0.0
         state[I_EP] = episode
@@ -490,6 +586,7 @@ def learned_optimizer(
     update_scale: float = 0.5,
     loss_floor: float = 1e-6,
     l2: float | None = None,
+    hidden: int = 4,
 ):
     """Train one sampled problem per episode, one parameter per env step (module docstring)."""
     if problem not in PROBLEMS:
@@ -509,11 +606,13 @@ def learned_optimizer(
         raise ValueError(f"condition must be >= 1, got {condition}")
     if not float(update_scale) > 0.0:
         raise ValueError(f"update_scale must be > 0, got {update_scale}")
+    if int(hidden) < 1:
+        raise ValueError(f"hidden must be >= 1, got {hidden}")
     if l2 is not None and not float(l2) >= 0.0:
         raise ValueError(f"l2 must be >= 0, got {l2}")
     if not 0.0 < float(loss_floor) < 1.0:
         raise ValueError(f"loss_floor must be in (0, 1), got {loss_floor}")
-    z = sizes(problem, dim, n_data, rotations)
+    z = sizes(problem, dim, n_data, rotations, hidden)
     if z.draws >= PROBLEM_STRIDE or int(steps_per_problem) * 2 * z.D >= PROBLEM_STRIDE:
         raise ValueError(
             f"problem too large for the counter scheme: {z.draws} draws per problem and "
@@ -565,9 +664,23 @@ class Problem:
     h: np.ndarray | None = None  # quadratic
     c: np.ndarray | None = None
     rot: np.ndarray | None = None  # (R, 4): p, q, cos, sin
-    X: np.ndarray | None = None  # linreg/logreg
+    X: np.ndarray | None = None  # linreg/logreg/mlp
     y: np.ndarray | None = None
     teacher: np.ndarray | None = None
+    hidden: int = 0  # mlp
+    theta0: np.ndarray | None = None  # where optimization starts (0 but for the mlp)
+
+    def __post_init__(self):
+        if self.theta0 is None:
+            self.theta0 = np.zeros(self.dim)
+
+    def _mlp(self, theta, x):
+        """Outputs (n,) and hidden activations (n, H) of a 1-hidden-layer tanh MLP."""
+        H, Xw = self.hidden, x.shape[1]
+        W1 = theta[: H * Xw].reshape(H, Xw)
+        b1, w2, b2 = theta[H * Xw : H * Xw + H], theta[H * Xw + H : H * Xw + 2 * H], theta[-1]
+        a = np.tanh(x @ W1.T + b1)
+        return a @ w2 + b2, a
 
     def _rotate(self, z, inverse=False):
         z = z.copy()
@@ -592,6 +705,14 @@ class Problem:
         if self.problem == "quadratic":
             z = self._rotate(theta - self.c)
             loss, g = 0.5 * float(np.sum(self.h * z * z)), self._rotate(self.h * z, inverse=True)
+        elif self.problem == "mlp":
+            H, Xw, n = self.hidden, self.X.shape[1], len(self.y)
+            out, a = self._mlp(theta, self.X)
+            res = out - self.y
+            w2 = theta[H * Xw + H : H * Xw + 2 * H]
+            dh = res[:, None] * w2 * (1 - a * a)  # (n, H)
+            g = np.concatenate([(dh.T @ self.X).ravel(), dh.sum(0), res @ a, [res.sum()]]) / n
+            loss = 0.5 * float(res @ res) / n
         else:
             a = self.X @ theta
             n = len(self.y)
@@ -619,8 +740,8 @@ class Problem:
 def sample_problem(key, episode: int, **kwargs) -> Problem:
     """The problem the env samples for lane key ``key`` in episode ``episode`` (numpy)."""
     p = learned_optimizer(**kwargs).params  # validated, defaults filled in
-    z = sizes(p["problem"], p["dim"], p["n_data"], p["rotations"])
-    D, N, R = z.D, z.N, z.R
+    z = sizes(p["problem"], p["dim"], p["n_data"], p["rotations"], p["hidden"])
+    D, N, R, Xw, H = z.D, z.N, z.R, z.X, z.H
     key = np.uint64(key)
     base = np.uint64(int(episode) * PROBLEM_STRIDE)
     cond = float(p["condition"])
@@ -646,6 +767,20 @@ def sample_problem(key, episode: int, **kwargs) -> Problem:
             ang = 2.0 * np.pi * u(c + 2)
             rot[r] = pp, qq, np.cos(ang), np.sin(ang)
         out.rot = rot
+    elif p["problem"] == "mlp":
+        s = np.sqrt(cond ** -u(np.arange(Xw)))
+        k = np.arange(N * Xw + D + N + D)
+        e = nrm(Xw + 2 * k)
+        out.X = s * e[: N * Xw].reshape(N, Xw)
+        out.teacher = e[N * Xw : N * Xw + D]
+        out.hidden = H
+        out.y = out._mlp(out.teacher, out.X)[0] + float(p["label_noise"]) * e[N * Xw + D : -D]
+        init = e[-D:].copy()
+        init[: H * Xw] /= np.sqrt(Xw)
+        init[H * Xw : H * Xw + H] = 0.0
+        init[H * Xw + H : H * Xw + 2 * H] /= np.sqrt(H)
+        init[-1] = 0.0
+        out.theta0 = init
     else:
         s = np.sqrt(cond ** -u(j))
         n = np.arange(N)

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from srml.envs.learned_optimizer import sizes
 
 from srml import optimizers
 from srml.backends import make_backend
@@ -35,7 +36,9 @@ def per_problem_returns(rewards, firsts, n_problems, steps):
 
 
 def run_genomes(cfg, params, genomes, lanes, n_problems, seed):
-    steps = params["dim"] * params["steps_per_problem"]
+    D = sizes(params["problem"], params["dim"], params["n_data"], params["rotations"],
+              params["hidden"]).D  # fmt: skip
+    steps = D * params["steps_per_problem"]
     cfg.lifetime = n_problems * steps
     task = make_task(cfg)
     out = []

@@ -2,8 +2,8 @@
 
 The baselines a learned update rule meets. They run on exactly the problems
 that ``srml/LearnedOptimizer-v0`` samples (:func:`srml.envs.learned_optimizer.sample_problem`:
-same lane key and episode, same problem, same gradient noise), start at
-``theta = 0`` like the env, and are scored like it: the return of a problem is
+same lane key and episode, same problem, same gradient noise), start where
+the env does (``theta = 0``; the MLP's random init), and are scored like it: the return of a problem is
 ``ln(L_0 + f L_0) - ln(L_K + f L_0)`` with ``f = loss_floor``, the log-factor
 by which the loss went down in ``K = steps_per_problem`` steps.
 
@@ -45,8 +45,8 @@ def problems(seed: int, n: int, episodes: int = 1, **env_kwargs) -> list[Problem
 
 
 def sgd(problem: Problem, lr: float, steps: int, momentum: float = 0.0) -> np.ndarray:
-    """Losses ``L_0 .. L_steps`` of (heavy-ball) SGD from theta = 0."""
-    theta = np.zeros(problem.dim)
+    """Losses ``L_0 .. L_steps`` of (heavy-ball) SGD from the problem's theta_0."""
+    theta = problem.theta0.copy()
     buf = np.zeros(problem.dim)
     losses = np.empty(steps + 1)
     for k in range(steps + 1):
@@ -66,8 +66,8 @@ def adam(
     beta2: float = 0.999,
     eps: float = 1e-8,
 ) -> np.ndarray:
-    """Losses ``L_0 .. L_steps`` of Adam (Kingma & Ba, bias-corrected) from theta = 0."""
-    theta = np.zeros(problem.dim)
+    """Losses ``L_0 .. L_steps`` of Adam (Kingma & Ba, bias-corrected) from theta_0."""
+    theta = problem.theta0.copy()
     m = np.zeros(problem.dim)
     v = np.zeros(problem.dim)
     losses = np.empty(steps + 1)

@@ -51,6 +51,11 @@ SETTINGS = {
         "problem": "logreg", "dim": 2, "steps_per_problem": 6, "n_data": 9, "label_noise": 1.0,
         "noise": 0.2, "l2": 0.0,
     },
+    "mlp": {"problem": "mlp", "dim": 2, "hidden": 2, "steps_per_problem": 3},
+    "mlp-noisy": {
+        "problem": "mlp", "dim": 3, "hidden": 2, "steps_per_problem": 2, "n_data": 5,
+        "noise": 0.1, "label_noise": 0.3, "l2": 0.01,
+    },
 }  # fmt: skip
 
 
@@ -63,13 +68,15 @@ class Reference:
     def __init__(self, **kwargs):
         self.p = learned_optimizer(**kwargs).params
         self.kwargs = kwargs
-        self.D, self.K = self.p["dim"], self.p["steps_per_problem"]
+        self.D = sizes(self.p["problem"], self.p["dim"], hidden=self.p["hidden"]).D
+        self.K = self.p["steps_per_problem"]
         self.scale = self.p["update_scale"]
 
     def reset(self, key, episode):
         self.prob = sample_problem(key, episode, **self.kwargs)
         D = self.D
-        self.theta, self.m, self.v, self.u = (np.zeros(D) for _ in range(4))
+        self.m, self.v, self.u = (np.zeros(D) for _ in range(3))
+        self.theta = self.prob.theta0.copy()
         self.k, self.i, self.last = 0, 0, 0.0
         L = self._observe()
         self.floor = self.p["loss_floor"] * L + 1e-30
@@ -165,7 +172,10 @@ def test_env_state_holds_the_reference_problem(setting):
     kwargs = SETTINGS[setting]
     env = TwinVectorEnv(3, twin=ENV, **kwargs)
     env.reset(seed=9)
-    z = sizes(kwargs["problem"], kwargs["dim"], kwargs.get("n_data"), kwargs.get("rotations"))
+    z = sizes(
+        kwargs["problem"], kwargs["dim"], kwargs.get("n_data"), kwargs.get("rotations"),
+        kwargs.get("hidden", 4),
+    )  # fmt: skip
     for lane in range(3):
         st = env.states[lane]
         prob = optimizers.problems(9, 3, **kwargs)[lane]
@@ -178,10 +188,12 @@ def test_env_state_holds_the_reference_problem(setting):
             if z.R:
                 assert (rot[:, 0] != rot[:, 1]).all()
         else:
-            X = st[z.data : z.data + z.N * z.D].reshape(z.N, z.D)
+            X = st[z.data : z.data + z.N * z.X].reshape(z.N, z.X)
             np.testing.assert_allclose(X, prob.X, rtol=1e-12)
             np.testing.assert_allclose(st[z.data2 : z.data2 + z.N], prob.y, rtol=1e-12)
-        assert st[3] == pytest.approx(prob.loss(np.zeros(z.D)), rel=1e-12)  # L_0
+        np.testing.assert_allclose(st[z.theta : z.theta + z.D], prob.theta0, rtol=1e-12)
+        assert (prob.theta0 != 0).any() == (z.problem == "mlp")
+        assert st[3] == pytest.approx(prob.loss(prob.theta0), rel=1e-12)  # L_0
     # the next episode of a lane is another problem
     p0, p1 = optimizers.problems(9, 1, episodes=2, **kwargs)
     assert p0.loss(np.ones(z.D)) != p1.loss(np.ones(z.D))
@@ -202,10 +214,12 @@ def test_problem_distributions():
     assert np.linalg.norm(p._rotate(x)) == pytest.approx(np.linalg.norm(x))
     np.testing.assert_allclose(p._rotate(p._rotate(x), inverse=True), x, atol=1e-12)
     # the gradient is that of the loss (central differences)
-    for kind in ("quadratic", "linreg", "logreg"):
+    for kind in ("quadratic", "linreg", "logreg", "mlp"):
         prob = optimizers.problems(1, 1, problem=kind, dim=D)[0]
-        th = np.random.default_rng(1).normal(size=D)
-        num = [(prob.loss(th + e) - prob.loss(th - e)) / 2e-6 for e in 1e-6 * np.eye(D)]
+        P = prob.dim  # the mlp's parameters: hidden * (D + 2) + 1
+        assert P == (4 * (D + 2) + 1 if kind == "mlp" else D)
+        th = np.random.default_rng(1).normal(size=P)
+        num = [(prob.loss(th + e) - prob.loss(th - e)) / 2e-6 for e in 1e-6 * np.eye(P)]
         np.testing.assert_allclose(prob.grad(th), num, rtol=1e-5, atol=1e-8)
     logs = optimizers.problems(0, 50, problem="logreg", dim=D)
     for p in logs[:5]:
@@ -217,9 +231,9 @@ def test_problem_distributions():
 # ------------------------------------------------------ Gymnasium wrappers
 
 
-@pytest.mark.parametrize("problem", ["quadratic", "linreg", "logreg"])
+@pytest.mark.parametrize("problem", ["quadratic", "linreg", "logreg", "mlp"])
 def test_check_env(problem):
-    env = gymnasium.make(ENV, problem=problem)
+    env = gymnasium.make(ENV, problem=problem, **({"dim": 2} if problem == "mlp" else {}))
     assert env.spec.max_episode_steps is None  # the env truncates by itself
     check_env(env.unwrapped, skip_render_check=True)
     with warnings.catch_warnings():
@@ -247,7 +261,8 @@ def test_registration_spaces_and_defaults():
 
 
 BAD_KWARGS = [
-    {"problem": "mlp"},
+    {"problem": "resnet"},
+    {"problem": "mlp", "hidden": 0},
     {"dim": 0},
     {"steps_per_problem": 0},
     {"noise": -1.0},
@@ -300,7 +315,8 @@ def kernel_rollout(twin, reset, step, actions, seed=3, lanes=2):
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
 def test_python_and_njit_kernels_agree(setting):
     twin = get_twin(ENV, **SETTINGS[setting])
-    actions = random_actions(np.random.default_rng(2), 2 * twin.params["dim"] * 6 + 3)
+    D = sizes(twin.params["problem"], twin.params["dim"], hidden=twin.params["hidden"]).D
+    actions = random_actions(np.random.default_rng(2), 2 * D * 6 + 3)
     py = kernel_rollout(twin, *twin.make_kernels(None), actions)
     nj = kernel_rollout(twin, *twin.make_kernels("njit"), actions)
     for a, b in zip(py, nj, strict=True):
@@ -340,11 +356,14 @@ def cuda_rollout(twin, actions, seed, lanes):
 
 
 @pytest.mark.skipif(not CUDASIM, reason="set NUMBA_ENABLE_CUDASIM=1 to run CUDA kernels on the CPU")
-@pytest.mark.parametrize("setting", ["quadratic-noisy", "linreg-noisy", "logreg-noisy"])
+@pytest.mark.parametrize(
+    "setting", ["quadratic-noisy", "linreg-noisy", "logreg-noisy", "mlp-noisy"]
+)
 def test_cuda_kernels_agree_with_njit(setting):
     twin = get_twin(ENV, **SETTINGS[setting])
     lanes, seed = 2, 6
-    n_steps = twin.params["dim"] * twin.params["steps_per_problem"] + 4  # crosses a reset
+    D = sizes(twin.params["problem"], twin.params["dim"], hidden=twin.params["hidden"]).D
+    n_steps = D * twin.params["steps_per_problem"] + 4  # crosses a reset
     rng = np.random.default_rng(seed)
     actions = np.stack([random_actions(rng, n_steps) for _ in range(lanes)])[..., None]
     got = cuda_rollout(twin, actions, seed, lanes)
@@ -382,7 +401,7 @@ def njit_rollout(twin, actions, seed, lanes):
 # numba compiles a fused kernel per setting (tens of seconds each): one setting there, every
 # problem on the CUDA simulator (which interprets the same kernel source)
 BACKEND_CASES = [("numba", "quadratic-noisy")] + [
-    ("cuda", s) for s in ("quadratic-noisy", "linreg-noisy", "logreg-noisy")
+    ("cuda", s) for s in ("quadratic-noisy", "linreg-noisy", "logreg-noisy", "mlp-noisy")
 ]
 
 
@@ -400,7 +419,8 @@ def test_backends_match_numpy(backend, setting):
             pytest.skip("NUMBA_ENABLE_CUDASIM=0 and this test does not use a real GPU")
     kwargs = SETTINGS[setting]
     batch = 4 if backend == "cuda" else 8
-    lifetime = kwargs["dim"] * kwargs["steps_per_problem"] * 2 + 5
+    D = sizes(kwargs["problem"], kwargs["dim"], hidden=kwargs.get("hidden", 4)).D
+    lifetime = D * kwargs["steps_per_problem"] * 2 + 5
     cfg = Config(env=ENV, env_kwargs=kwargs, batch=batch, pool_size=batch, lifetime=lifetime)
     task = make_task(cfg)
     assert task.twin is not None
@@ -452,7 +472,9 @@ def adam_policy_return(kwargs, lr, seed, episodes):
     return np.array(returns)
 
 
-@pytest.mark.parametrize("setting", ["quadratic-noisy", "linreg-noisy", "logreg-noisy"])
+@pytest.mark.parametrize(
+    "setting", ["quadratic-noisy", "linreg-noisy", "logreg-noisy", "mlp-noisy"]
+)
 def test_adam_through_the_env_equals_the_baseline(setting):
     """The env's moments, features, gradient noise and return are Adam's on the same problem."""
     kwargs = SETTINGS[setting]
