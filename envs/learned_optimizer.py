@@ -84,6 +84,13 @@ scale ``condition ** -u`` with ``u`` uniform on [0, 1), i.e. log-uniform over
     dim``), ``X[n, j] = s_j * N(0, 1)`` (``s_j**2`` log-uniform, so the
     Hessian's diagonal spans ``condition``), a teacher ``w ~ N(0, I)`` and
     targets ``y = X w + label_noise * N(0, 1)``.
+``logreg``
+    Mean logistic loss ``1/n sum softplus(-y_n x_n . theta)``, ``X`` as for
+    linreg, labels ``y_n = sign(x_n . w + label_noise * N(0, 1))`` in {-1, +1}
+    from a random teacher ``w ~ N(0, I)``, plus ``0.5 * l2 * |theta|**2`` with
+    ``l2 = 0.01`` by default: without label noise the teacher's labels are
+    separable, and unregularised their loss only goes to 0 as ``|theta|``
+    grows without bound (the best learning rate is then the largest one).
 ``mlp``
     A one-hidden-layer tanh network ``f(x) = w2 . tanh(W1 x + b1) + b2`` with
     ``dim`` inputs and ``hidden`` units (default 4), so ``D = hidden * (dim + 2)
@@ -94,16 +101,9 @@ scale ``condition ** -u`` with ``u`` uniform on [0, 1), i.e. log-uniform over
     teacher of the same shape (every parameter ``N(0, 1)``) plus
     ``label_noise * N(0, 1)``. The student starts at ``W1 ~ N(0, 1/dim)``,
     ``w2 ~ N(0, 1/hidden)``, zero biases, drawn with the problem. Non-convex.
-``logreg``
-    Mean logistic loss ``1/n sum softplus(-y_n x_n . theta)``, ``X`` as for
-    linreg, labels ``y_n = sign(x_n . w + label_noise * N(0, 1))`` in {-1, +1}
-    from a random teacher ``w ~ N(0, I)``, plus ``0.5 * l2 * |theta|**2`` with
-    ``l2 = 0.01`` by default: without label noise the teacher's labels are
-    separable, and unregularised their loss only goes to 0 as ``|theta|``
-    grows without bound (the best learning rate is then the largest one).
 
 Gradients are full-batch; ``noise`` (gradient noise) and ``l2`` (weight decay
-in the loss, default 0 for quadratic and linreg) apply to every problem.
+in the loss, default 0 except for logreg) apply to every problem.
 
 Randomness (reproducible, identical on every backend)
 -----------------------------------------------------
