@@ -1,7 +1,9 @@
 """srml's environments (installed as ``srml.envs``).
 
-Compiled twins of Gymnasium's classic-control tasks and the bandit tasks of
-the FME paper, each a pair of pure ``reset``/``step`` kernels (see
+Compiled twins of Gymnasium's classic-control tasks, the bandit tasks of the
+FME paper and the learned-optimizer task family (``srml/LearnedOptimizer-v0``:
+one sampled optimization problem per episode, the agent a per-parameter update
+rule), each a pair of pure ``reset``/``step`` kernels (see
 :mod:`srml.envs.twin`) that numba compiles for the CPU and for CUDA.
 
 Importing this package registers every twin with Gymnasium under the
@@ -24,6 +26,7 @@ import gymnasium
 from .acrobot import acrobot
 from .bandits import bernoulli_bandit, reversal_bandit, swapping_bandit
 from .cartpole import cartpole
+from .learned_optimizer import learned_optimizer
 from .mountain_car import mountain_car, mountain_car_continuous
 from .pendulum import pendulum
 from .twin import Twin, TwinEnv, TwinVectorEnv, make_batch_kernels, resolve_jit
@@ -50,6 +53,7 @@ TWINS: dict[str, Callable[..., Twin]] = {
         bernoulli_bandit,
         swapping_bandit,
         reversal_bandit,
+        learned_optimizer,
     )
 }
 
@@ -75,6 +79,8 @@ _GYM_SPECS = {
     "srml/BernoulliBandit-v0": ("bandits", "BernoulliBandit", None, None),
     "srml/SwappingBandit-v0": ("bandits", "SwappingBandit", None, None),
     "srml/ReversalBandit-v0": ("bandits", "ReversalBandit", None, None),
+    # One sampled optimization problem per episode; truncates by itself.
+    "srml/LearnedOptimizer-v0": ("learned_optimizer", "LearnedOptimizer", None, None),
 }
 
 

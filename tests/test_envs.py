@@ -165,6 +165,7 @@ def test_registry_and_get_twin():
         "srml/BernoulliBandit-v0",
         "srml/SwappingBandit-v0",
         "srml/ReversalBandit-v0",
+        "srml/LearnedOptimizer-v0",
     }
     assert get_twin("CartPole-v1") is None
     assert get_twin("srml/NoSuchEnv-v0") is None
@@ -269,6 +270,8 @@ def lane_reference(twin, seed, lanes, actions, mode):
 
 
 def short_kwargs(env_id):
+    if env_id == "srml/LearnedOptimizer-v0":  # 3 parameters x 3 optimizer steps per episode
+        return {"dim": 3, "steps_per_problem": 3}
     return {"episode_steps": 7} if get_twin(env_id).gym_id is None else {"max_episode_steps": 9}
 
 
