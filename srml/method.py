@@ -22,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from . import rng
-from .backends import Backend, Rollout, make_backend
+from .backends import Backend, Rollout, make_backend, on_device
 from .config import Config
 from .errors import SrmlError
 from .evaluation import reevaluate as reevaluate_genomes
@@ -72,10 +72,14 @@ class Method:
 
     # --- ask / evaluate / tell -------------------------------------------------------------
     def ask(self) -> np.ndarray:
-        """The B genomes to run this generation, ``(batch, G)`` float32."""
+        """The B genomes to run this generation, ``(batch, G)`` float32 (FME with the cuda
+        backend: a :class:`srml.backends.DeviceBatch` in GPU memory; ``np.asarray`` copies it)."""
         if self._asked is not None:
             raise SrmlError(f"{self.name}: ask() twice without tell(); tell() the first batch")
-        self._asked = np.ascontiguousarray(self.propose(), np.float32)
+        genomes = self.propose()
+        if not on_device(genomes):  # a DeviceBatch (FME's device pool) stays where it is
+            genomes = np.ascontiguousarray(genomes, np.float32)
+        self._asked = genomes
         return self._asked
 
     def evaluate(self, genomes: np.ndarray, seed: int | None = None, record=False) -> Rollout:
