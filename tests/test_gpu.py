@@ -319,7 +319,8 @@ def test_gpu_benchmark_smoke_mode(tmp_path):
     out = tmp_path / "RESULTS_GPU.md"
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     p = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--simulate", "--out", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--simulate", "--out", str(out),
+         "--skip", "numba"],  # srml bench's numba path is tests/test_bench.py's
         capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -327,6 +328,9 @@ def test_gpu_benchmark_smoke_mode(tmp_path):
     for section in ("kernel alone", "end to end", "parity", "time to solve", "simulator"):
         assert section in text.lower(), section
     assert "FAILED" not in text, text
+    parity = text.split("## Parity")[1].split("## Time to solve")[0]
+    assert '"pool_identical": true' in parity and "false" not in parity, parity  # parity held
+    assert "summary (SIMULATOR)" in p.stdout
 
 
 # --- without a GPU and without the simulator: one line each -------------------------------------
