@@ -29,7 +29,7 @@ import numpy as np
 
 from .backends.base import DeviceBatch, on_device
 from .errors import SrmlError
-from .fitness import stats, top_k
+from .fitness import STATS, stats, top_k
 from .pool import SELECTIONS, Pool
 
 
@@ -190,7 +190,21 @@ class DevicePool:
         return top_k(self.host_fitness(), k)
 
     def fitness_stats(self) -> dict[str, float]:
-        return stats(self.host_fitness())
+        """:func:`srml.fitness.stats` of the members' fitness, computed on the device (one
+        copy of 8 numbers to the host; on a GPU the quantiles may differ from numpy's in
+        their last bits)."""
+        xp = self.xp
+        if xp is np:
+            return stats(self.host_fitness())
+        f = self.d_fitness[: self.size]
+        ok = xp.isfinite(f)
+        if not bool(ok.all()):
+            f = f[ok]
+        if f.size == 0:
+            return dict.fromkeys(STATS, float("nan"))
+        q = xp.quantile(f, xp.asarray([0.1, 0.25, 0.5, 0.75, 0.9]))
+        v = _host(xp, xp.concatenate([f.min()[None], q, f.mean()[None], f.max()[None]]))
+        return {k: float(x) for k, x in zip(STATS, v, strict=True)}
 
     def __getattr__(self, name):  # the CPU pool's array names, as host snapshots
         if name in Pool.ARRAYS:

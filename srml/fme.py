@@ -107,10 +107,19 @@ class FME(Method):
             return self.pool.host_fitness()
         return self.pool.fitness[: self.pool.size]
 
+    def population_size(self) -> int:
+        return self.pool.size
+
+    def population_stats(self) -> dict[str, float]:
+        return self.pool.fitness_stats()  # the device pool computes them where they are
+
     def lineage(self) -> tuple[np.ndarray, np.ndarray]:
         """Founders with descendants in the pool and how many members descend from each."""
         if self.xp is not None:
-            return self.pool.lineage()
+            key = (self.generation, self.pool.clock)  # a log row asks twice per generation
+            if getattr(self, "_lineage", (None,))[0] != key:
+                self._lineage = (key, self.pool.lineage())
+            return self._lineage[1]
         return np.unique(self.pool.founder[: self.pool.size], return_counts=True)
 
     def row_extras(self, rollout: Rollout) -> dict:

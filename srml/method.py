@@ -26,6 +26,7 @@ from .backends import Backend, Rollout, make_backend, on_device
 from .config import Config
 from .errors import SrmlError
 from .evaluation import reevaluate as reevaluate_genomes
+from .fitness import stats
 from .run.loop import drive, run_in
 from .task import make_task
 
@@ -197,6 +198,13 @@ class Method:
     def population_fitness(self) -> np.ndarray:
         """The fitness of what the method holds now (drawn as the 'pool' curve)."""
         raise NotImplementedError
+
+    def population_size(self) -> int:
+        return len(self.population_fitness())
+
+    def population_stats(self) -> dict[str, float]:
+        """:func:`srml.fitness.stats` of :meth:`population_fitness` (a log row's pool columns)."""
+        return stats(self.population_fitness())
 
     def candidates(self) -> np.ndarray:
         """The genomes it would deploy now, best first, ``(n, G)``."""

@@ -423,3 +423,37 @@ def test_compile_failure_is_one_line():
     assert "\n" not in str(e) and "numpy<2.5" in str(e) and "AttributeError" in str(e)
     e = numba_cuda_error(RuntimeError("NVVM failed"))
     assert "\n" not in str(e) and "cuda12" in str(e)
+
+
+def _fake_cupy():
+    """numpy under another name, with CuPy's asnumpy: drives the code paths srml takes on a
+    real GPU (xp is not numpy) through the simulator."""
+    import types
+
+    fake = types.ModuleType("fakecupy")
+    fake.__dict__.update({k: v for k, v in np.__dict__.items() if not k.startswith("__")})
+    fake.asnumpy = lambda a: np.array(a, copy=True)
+    return fake
+
+
+def test_device_paths_with_a_non_numpy_array_module(monkeypatch):
+    """The branches taken where the array module is CuPy (host copies through asnumpy, pool
+    statistics computed on the device, masks for non-finite fitness) give the host pool's
+    results."""
+    import srml.backends.cuda_backend as cb
+
+    fake = _fake_cupy()
+    monkeypatch.setattr(cb, "device_array_module", lambda: fake)
+    a, b = _fme(selection="rank"), _fme(selection="rank", device_pool=False)
+    assert a.xp is fake and a.backend.xp is fake
+    for _ in range(4):
+        a.step(), b.step()
+    a.pool.d_fitness[1] = -np.inf  # a blown-up member
+    b.pool.fitness[1] = -np.inf
+    assert a.population_stats() == b.population_stats()
+    for k, v in b.state()[0].items():
+        np.testing.assert_array_equal(a.state()[0][k], v, err_msg=k)
+    a.step(), b.step()
+    np.testing.assert_array_equal(a.pool.genomes, b.pool.genomes)
+    out = a.backend.run(a.ask(), seed=1)
+    assert isinstance(out.genomes, DeviceBatch) and out.genomes.to_host().shape == (4, 189)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import SrmlError
-from ..fitness import finite_max, finite_mean, stats
+from ..fitness import finite_max, finite_mean
 from . import rundir
 from .sinks import TensorBoard, append_csv
 
@@ -39,8 +39,8 @@ def log_row(method, rollout, wall_s: float, gen_s: float) -> dict:
         "env_steps": method.env_steps,
         "wall_s": round(wall_s, 4),
         "steps_per_s": rollout.env_steps / max(gen_s, 1e-9),
-        "pool_size": len(method.population_fitness()),
-        **{f"pool_fitness_{k}": v for k, v in stats(method.population_fitness()).items()},
+        "pool_size": method.population_size(),
+        **{f"pool_fitness_{k}": v for k, v in method.population_stats().items()},
         "batch_fitness_mean": finite_mean(rollout.fitness),
         "batch_fitness_max": finite_max(rollout.fitness),
         "batch_episodes_mean": float(rollout.episodes.mean()),
