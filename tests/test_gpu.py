@@ -457,3 +457,23 @@ def test_device_paths_with_a_non_numpy_array_module(monkeypatch):
     np.testing.assert_array_equal(a.pool.genomes, b.pool.genomes)
     out = a.backend.run(a.ask(), seed=1)
     assert isinstance(out.genomes, DeviceBatch) and out.genomes.to_host().shape == (4, 189)
+
+
+@pytest.mark.nosim
+def test_real_cuda_target_compiles_the_kernels(tmp_path):
+    """numba's real CUDA target (not the simulator) compiles the original and the default
+    kernel for sm_90 and ptxas assembles them, without a GPU. Needs numba-cuda[cu12]."""
+    import importlib.util
+
+    if importlib.util.find_spec("numba_cuda") is None:
+        pytest.skip("numba-cuda is not installed (pip install 'numba-cuda[cu12]')")
+    out = tmp_path / "r.md"
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cuda_resources.py"), "--quick", "--out",
+         str(out)], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    if p.returncode == 2 and "ptxas not found" in p.stderr:
+        pytest.skip(p.stderr.strip())
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = [r for r in out.read_text().splitlines() if r.startswith("| rows") or "shared 32" in r]
+    assert len(rows) == 2 and all(r.split("|")[2].strip().isdigit() for r in rows), rows
