@@ -157,21 +157,24 @@ def machine() -> dict:
         return info
     rt = XP.cuda.runtime
     p = rt.getDeviceProperties(0)
-    name = p["name"].decode() if isinstance(p["name"], bytes) else str(p["name"])
+    name = p.get("name", b"?")
     info.update(
-        card=name,
-        compute_capability=f"{p['major']}.{p['minor']}",
-        sms=p["multiProcessorCount"],
-        memory_gib=round(p["totalGlobalMem"] / 2**30, 1),
+        card=name.decode() if isinstance(name, bytes) else str(name),
+        compute_capability=f"{p.get('major')}.{p.get('minor')}",
+        sms=p.get("multiProcessorCount"),
+        memory_gib=round(p.get("totalGlobalMem", 0) / 2**30, 1),
         driver=rt.driverGetVersion(),
         runtime=rt.runtimeGetVersion(),
-        limits=dict(
+    )
+    try:
+        info["limits"] = dict(
             regs_per_sm=p["regsPerMultiprocessor"],
             shared_per_sm=p["sharedMemPerMultiprocessor"],
             max_threads_per_sm=p["maxThreadsPerMultiProcessor"],
             max_blocks_per_sm=p.get("maxBlocksPerMultiProcessor", 32),
-        ),
-    )
+        )
+    except KeyError as e:
+        info["limits_missing"] = str(e)
     try:
         smi = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,driver_version,clocks.max.sm,power.limit",

@@ -180,6 +180,14 @@ class DevicePool:
         f, c = self.xp.unique(self.d_founder[: self.size], return_counts=True)
         return _host(self.xp, f), _host(self.xp, c)
 
+    def lineage_summary(self) -> tuple[int, float]:
+        """(founders with descendants, exp of the entropy of their shares), computed on the
+        device (FME's log columns ``lineages`` and ``lineages_effective``)."""
+        xp = self.xp
+        _, c = xp.unique(self.d_founder[: self.size], return_counts=True)
+        p = c / c.sum()
+        return int(c.size), float(xp.exp(-(p * xp.log(p)).sum()))
+
     def take(self, rows) -> np.ndarray:
         """Host ``(len(rows), G)`` copy of the given members."""
         rows = self.xp.asarray(np.asarray(rows, np.int64))

@@ -123,6 +123,9 @@ class FME(Method):
         return np.unique(self.pool.founder[: self.pool.size], return_counts=True)
 
     def row_extras(self, rollout: Rollout) -> dict:
+        if self.xp is not None and self.xp is not np:  # on the GPU: two numbers come back
+            n, effective = self.pool.lineage_summary()
+            return {"lineages": n, "lineages_effective": effective}
         _, counts = self.lineage()
         p = counts / counts.sum()
         return {

@@ -451,6 +451,9 @@ def test_device_paths_with_a_non_numpy_array_module(monkeypatch):
     a.pool.d_fitness[1] = -np.inf  # a blown-up member
     b.pool.fitness[1] = -np.inf
     assert a.population_stats() == b.population_stats()
+    ra, rb = a.row_extras(None), b.row_extras(None)
+    assert ra["lineages"] == rb["lineages"]
+    assert abs(ra["lineages_effective"] - rb["lineages_effective"]) < 1e-9
     for k, v in b.state()[0].items():
         np.testing.assert_array_equal(a.state()[0][k], v, err_msg=k)
     a.step(), b.step()

@@ -54,7 +54,6 @@ class MethodDriver:
 
     def __init__(self, method):
         self.method, self.cfg = method, method.cfg
-        self.records: dict[str, dict] = {}  # name -> row of the last generation (lineage ...)
 
     @property
     def generation(self) -> int:
@@ -75,8 +74,13 @@ class MethodDriver:
         row = log_row(self.method, res, now - t0, now - g0)
         if self.method.generation == 1:  # say once what actually ran
             row |= {"env_id": self.method.task.env_id, "backend": self.method.backend.name}
-        self.records = self.method.records()
         return [row]
+
+    @property
+    def records(self) -> dict[str, dict]:
+        """name -> row of the last generation (lineage ...), computed only when written (a
+        lineage of a million founders costs more than a GPU generation)."""
+        return self.method.records()
 
     def state(self) -> tuple[dict, dict]:
         return self.method.state()
