@@ -260,6 +260,7 @@ def kernel_alone() -> dict:
                     r["occupancy"] = occ
                 out[P, name] = r
             except Exception as e:
+                traceback.print_exc()
                 out[P, name] = {"error": f"{type(e).__name__}: {e}"[:300]}
             say("kernel", P, name, _short(out[P, name]))
         if XP is not np:
@@ -323,6 +324,7 @@ def e2e() -> dict:
             try:
                 out[P, device_pool] = end_to_end(P, device_pool, gens if device_pool else gens_h)
             except Exception as e:
+                traceback.print_exc()
                 out[P, device_pool] = {"error": f"{type(e).__name__}: {e}"[:300]}
             say("e2e", P, "device pool" if device_pool else "host pool", out[P, device_pool])
     return out
