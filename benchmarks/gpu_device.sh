@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # benchmarks/gpu.py on a lent GPU machine, in ONE device call (../shared/gpu/README.md's recipe).
 #
-# Prepare here, in the repository root (the device reaches no package index):
-#   echo /.whl/ >> .git/info/exclude
+# Prepare here, in the repository root (the device reaches no package index; in a git worktree
+# .git is a file: "$(git rev-parse --git-path info/exclude)" names the exclude file):
+#   echo /.whl/ >> "$(git rev-parse --git-path info/exclude)"
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #     -d .whl gymnasium==1.4.0 farama-notifications==0.0.6 tomli-w==1.2.0 gymnax==1.0.1
-#   mkdir -p .peers && cp ../shared/peers/*.py .peers/ && echo /.peers/ >> .git/info/exclude
+#   mkdir -p .peers && cp ../shared/peers/*.py .peers/
+#   echo /.peers/ >> "$(git rev-parse --git-path info/exclude)"
 # Then one device call, carry [".whl", ".peers"], timeout_s 590:
 #   bash benchmarks/gpu_device.sh
 # It installs the wheels and srml under /tmp, runs benchmarks/gpu.py from /tmp (not the

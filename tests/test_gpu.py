@@ -480,3 +480,23 @@ def test_real_cuda_target_compiles_the_kernels(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     rows = [r for r in out.read_text().splitlines() if r.startswith("| rows") or "shared 32" in r]
     assert len(rows) == 2 and all(r.split("|")[2].strip().isdigit() for r in rows), rows
+
+
+def test_island_operations_on_the_device_pool():
+    """What a Ray island does with its FME's pool (emigrants by best(), immigrants inserted from
+    host arrays, the pool's fitness for the merged row) works on the device pool as on the host
+    pool."""
+    from srml.run.islands import best
+
+    a, b = _fme(), _fme(device_pool=False)
+    for _ in range(3):
+        a.step(), b.step()
+    for x, y in zip(best(a.pool, 3), best(b.pool, 3), strict=True):
+        np.testing.assert_array_equal(x, y)
+    genomes, fitness = best(b.pool, 2)
+    for m in (a, b):
+        m.pool.insert(genomes, fitness, born=m.generation - 1)
+        m.step()
+    for k, v in b.state()[0].items():
+        np.testing.assert_array_equal(a.state()[0][k], v, err_msg=k)
+    np.testing.assert_array_equal(a.pool.fitness[: a.pool.size], b.pool.fitness[: b.pool.size])
