@@ -70,7 +70,7 @@ ARGS = parse()
 if ARGS.simulate:
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"  # before numba is imported
 else:
-    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "0")
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "0"  # figures from a GPU, never from the simulator
 
 import numpy as np  # noqa: E402
 
