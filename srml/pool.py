@@ -168,6 +168,10 @@ class Pool:
     def fitness_stats(self) -> dict[str, float]:
         return stats(self.fitness[: self.size])
 
+    def take(self, rows) -> np.ndarray:
+        """A copy of the given members' genomes, ``(len(rows), G)``."""
+        return self.genomes[rows].copy()
+
     def best(self, k: int) -> np.ndarray:
         """Rows of the k members with the highest recorded fitness, best first."""
         return top_k(self.fitness[: self.size], k)
