@@ -40,8 +40,11 @@ def make_task(cfg: Config) -> Task:
         obs_space, act_space = twin.observation_space, twin.action_space
     else:
         obs_space, act_space = env_spaces(env_id, cfg.env_kwargs)
-    codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag)
-    layout = Layout(codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta)
+    codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag, cfg.noise_inputs)
+    layout = Layout(
+        codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta, cfg.update,
+        cfg.sample_keys,
+    )  # fmt: skip
     return Task(
         env_id,
         cfg.env_kwargs,
@@ -51,6 +54,7 @@ def make_task(cfg: Config) -> Task:
         layout,
         twin,
         cfg.self_modify,
+        cfg.fitness_start,
     )
 
 
@@ -92,6 +96,8 @@ class FME:
             noise = self.rng.standard_normal(genomes.shape, dtype=np.float32)
             genomes = genomes + np.float32(self.cfg.sigma) * noise
         res = self.execute(genomes)
+        if self.cfg.credit != "none":  # lineage credit: the parents' records are re-checked
+            pool.credit(idx, res.fitness)
         pool.insert(res.genomes, res.fitness, parents, founders, born=self.generation - 1)
         return res
 

@@ -62,6 +62,8 @@ def softmax(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return _finite_or_uniform(fitness, w)
 
 
+CREDITS = ("none", "mean")
+
 SELECTIONS: dict[str, Callable[..., np.ndarray]] = {
     "proportional": proportional,
     "rank": rank,
@@ -88,8 +90,10 @@ class Pool:
         self.ids = np.full(capacity, -1, np.int64)
         self.parent = np.full(capacity, -1, np.int64)
         self.founder = np.full(capacity, -1, np.int64)
+        self.runs = np.zeros(capacity, np.int64)  # fitness observations in a member's record
 
-    ARRAYS = ("genomes", "fitness", "last_used", "born", "ids", "parent", "founder")
+    ARRAYS = ("genomes", "fitness", "last_used", "born", "ids", "parent", "founder", "runs")
+    OPTIONAL = {"runs": 1}  # arrays older checkpoints lack, with the value they stand for
 
     def probabilities(self, rule: str = "proportional", temperature: float = 1.0) -> np.ndarray:
         if rule not in SELECTIONS:
@@ -105,6 +109,23 @@ class Pool:
         self.clock += 1
         self.last_used[idx] = self.clock
         return idx
+
+    def credit(self, rows: np.ndarray, fitness: np.ndarray) -> None:
+        """Lineage credit: fold the fitness a run of member ``rows[j]`` earned into that
+        member's record, which becomes the mean over its own first record and every run it
+        was drawn for (a member drawn twice in a batch gets both). Non-finite results are
+        skipped. Call before inserting the children (which may evict)."""
+        fitness = np.asarray(fitness, np.float64)
+        ok = np.isfinite(fitness) & np.isfinite(self.fitness[rows])
+        rows, fitness = np.asarray(rows)[ok], fitness[ok]
+        total = np.zeros(self.size)
+        count = np.zeros(self.size, np.int64)
+        np.add.at(total, rows, fitness)
+        np.add.at(count, rows, 1)
+        hit = np.flatnonzero(count)
+        n = self.runs[hit]
+        self.fitness[hit] = (self.fitness[hit] * n + total[hit]) / (n + count[hit])
+        self.runs[hit] = n + count[hit]
 
     def insert(self, genomes, fitness, parent=None, founder=None, born: int = 0) -> np.ndarray:
         """Add genomes; when full, overwrite the least recently used members. Returns rows."""
@@ -127,6 +148,7 @@ class Pool:
         self.ids[rows] = new_ids
         self.parent[rows] = -1 if parent is None else parent
         self.founder[rows] = new_ids if founder is None else founder
+        self.runs[rows] = 1
         return rows
 
     def state(self) -> dict[str, np.ndarray]:
@@ -140,7 +162,7 @@ class Pool:
         capacity, size, clock, next_id = (int(v) for v in state["counters"])
         pool = cls(capacity, state["genomes"].shape[1])
         for name in cls.ARRAYS:
-            getattr(pool, name)[:size] = state[name]
+            getattr(pool, name)[:size] = state[name] if name in state else cls.OPTIONAL[name]
         pool.size, pool.clock, pool.next_id = size, clock, next_id
         return pool
 

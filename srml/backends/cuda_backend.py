@@ -69,7 +69,8 @@ def cuda_generation(spec: NetSpec, twin):
 
     @cuda.jit
     def generation(
-        genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, returns, episodes
+        genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, returns, episodes,
+        t0,
     ):
         i = cuda.grid(1)
         if i >= genomes.shape[0]:
@@ -87,7 +88,7 @@ def cuda_generation(spec: NetSpec, twin):
         act = cuda.local.array(act_dim, f32)
         ret, eps = run_agent(
             genomes[i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1, out,
-            pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record,
+            pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
         )  # fmt: skip
         returns[i] = ret
         episodes[i] = eps
@@ -123,7 +124,7 @@ class CudaBackend:
             warnings.simplefilter("ignore", RuntimeWarning)  # in threads (errstate is per thread)
             self.kernel[blocks, THREADS_PER_BLOCK](
                 d_genomes, d_keys, t.lifetime, t.sample_actions, t.self_modify, record, *rec,
-                d_ret, d_eps,
+                d_ret, d_eps, t.fitness_start,
             )  # fmt: skip
         host = (lambda a: a) if xp is np else xp.asnumpy
         trace = None

@@ -38,8 +38,8 @@ def make_vector_env(env_id: str, n: int, env_kwargs: dict) -> gym.vector.VectorE
     )
 
 
-def _reference_forward(genomes, views, layout, x, active):
-    return forward(views, layout, x, active)
+def _reference_forward(genomes, views, layout, x, active, u=None, keys=None, step=0):
+    return forward(views, layout, x, active, u)
 
 
 class NumpyBackend:
@@ -70,11 +70,18 @@ class NumpyBackend:
         returns, episodes = np.zeros(b), np.zeros(b, np.int64)
         trace = ([], [], []) if record else None
         frozen = np.zeros(b)
+        K, slots = t.codec.noise_inputs, t.layout.key_slots
         for step in range(t.lifetime):
             act_now = ~skip
-            x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in)
+            if step == t.fitness_start:  # fitness counts from here; the running episode counts
+                returns[:], episodes[:] = 0.0, ~first & act_now
+            noise = None
+            if K:
+                noise = 2.0 * rng.step_uniforms(keys, rng.STREAM_NOISE, step, K) - 1.0
+            x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in, noise)
             active = frozen if not t.self_modify else (act_now if skip.any() else None)
-            y = self.forward(genomes, views, t.layout, x, active)
+            uk = rng.step_uniforms(keys, rng.STREAM_KEY, step, slots) if slots else None
+            y = self.forward(genomes, views, t.layout, x, active, uk, keys, step)
             u = rng.uniforms(keys, rng.STREAM_ACTION, step)
             a = t.codec.decode(y, u, t.sample_actions)
             try:
