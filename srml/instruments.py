@@ -1,0 +1,106 @@
+"""Instruments: what a pool's state says about why FME does or does not improve.
+
+Pure functions of arrays (genomes, founder ids, fitness), plus :func:`repeatability`,
+which runs a backend. Each answers one question of issue 13:
+
+- :func:`weight_change`: does self-modification still vary the weights? (mean relative
+  change of a genome over one lifetime)
+- :func:`diversity`: how different are the members? (mean pairwise distance of a sample,
+  divided by their mean norm)
+- :func:`lineages`: how many founder lineages are alive, and how many effectively?
+- :func:`column_residual`: has a lineage left its founder's column space? (with one
+  learning rate every descendant is W0 times a matrix)
+- :func:`repeatability`: does a member's fitness describe the genome? (correlation of two
+  fresh evaluations of the same members on new seeds)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .srwm import Layout
+
+
+def weight_change(before: np.ndarray, after: np.ndarray) -> float:
+    """Mean over genomes of ||after - before|| / ||before|| (rows: genomes)."""
+    b = np.asarray(before, np.float64)
+    a = np.asarray(after, np.float64)
+    ok = np.isfinite(a).all(1)
+    if not ok.any():
+        return float("nan")
+    num = np.linalg.norm(a[ok] - b[ok], axis=1)
+    den = np.maximum(np.linalg.norm(b[ok], axis=1), 1e-30)
+    return float(np.mean(num / den))
+
+
+def diversity(genomes: np.ndarray, rng: np.random.Generator, n: int = 64) -> float:
+    """Mean pairwise Euclidean distance of n sampled members / their mean norm (0: clones)."""
+    g = np.asarray(genomes, np.float64)
+    g = g[np.isfinite(g).all(1)]
+    if len(g) < 2:
+        return 0.0
+    g = g[rng.choice(len(g), size=min(n, len(g)), replace=False)]
+    sq = (g * g).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * g @ g.T, 0.0)
+    iu = np.triu_indices(len(g), 1)
+    return float(np.sqrt(d2[iu]).mean() / max(np.sqrt(sq).mean(), 1e-30))
+
+
+def lineages(founder: np.ndarray) -> tuple[int, float]:
+    """(founder lineages alive, effective number exp(entropy of their shares))."""
+    _, counts = np.unique(np.asarray(founder), return_counts=True)
+    p = counts / counts.sum()
+    return int(len(counts)), float(np.exp(-(p * np.log(p)).sum()))
+
+
+def column_residual(genomes: np.ndarray, founders: np.ndarray, layout: Layout) -> float:
+    """Mean over members of ||(I - Q Q^T) W|| / ||W||, Q an orthonormal basis of the columns
+    of the member's founder W0, per layer and head (norms summed over them). ~1e-6 (float
+    rounding) means the member is its founder times a matrix; founders among themselves
+    give O(1)."""
+    g = np.asarray(genomes, np.float32)
+    f = np.asarray(founders, np.float32)
+    out = []
+    for gi, fi in zip(layout.views(g), layout.views(f), strict=True):  # (n, H, rows, di)
+        num = den = 0.0
+        for m in range(len(g)):
+            for h in range(gi.shape[1]):
+                W = gi[m, h].astype(np.float64)
+                if not np.isfinite(W).all():
+                    continue
+                q, _ = np.linalg.qr(fi[m, h].astype(np.float64))
+                num += np.linalg.norm(W - q @ (q.T @ W)) ** 2
+                den += np.linalg.norm(W) ** 2
+        out.append((num, den))
+    num = sum(a for a, _ in out)
+    den = sum(b for _, b in out)
+    return float(np.sqrt(num / max(den, 1e-300)))
+
+
+def column_residuals(genomes, founders, layout) -> np.ndarray:
+    """:func:`column_residual` of each member on its own."""
+    return np.array([column_residual(g[None], f[None], layout) for g, f in zip(genomes, founders, strict=True)])
+
+
+def weight_norm(genomes: np.ndarray) -> float:
+    """Median Euclidean norm of the genomes (saturation: founders start near sqrt(G) std)."""
+    g = np.asarray(genomes, np.float64)
+    return float(np.median(np.linalg.norm(g, axis=1)))
+
+
+def repeatability(backend, genomes: np.ndarray, seeds: tuple[int, int]) -> tuple[float, np.ndarray]:
+    """Correlation of two fresh evaluations of the same genomes (one backend run per seed,
+    genomes tiled to the backend's batch; each genome's fitness averaged over its lanes).
+    Returns (correlation, (2, n) fitness). Nothing is written back."""
+    g = np.asarray(genomes, np.float32)
+    n, b = len(g), backend.batch
+    lanes = np.arange(b) % n
+    fits = []
+    for s in seeds:
+        res = backend.run(g[lanes], s)
+        f = np.bincount(lanes, weights=np.where(np.isfinite(res.fitness), res.fitness, 0.0), minlength=n)
+        fits.append(f / np.bincount(lanes, minlength=n))
+    fits = np.array(fits)
+    if fits[0].std() == 0 or fits[1].std() == 0:
+        return float("nan"), fits
+    return float(np.corrcoef(fits[0], fits[1])[0, 1]), fits
