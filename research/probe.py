@@ -93,7 +93,7 @@ def held_out(fme: FME, top: int = 16) -> float:
     return float(f.mean()) if len(f) else float("nan")
 
 
-def run_one(cfg: Config, every: float) -> dict:
+def run_one(cfg: Config, every: float, save: str = "") -> dict:
     fme = FME(cfg)
     # evaluations count fitness over the whole lifetime, whatever the training fitness is
     fme.evaluator = make_backend(cfg.backend, replace(fme.task, fitness_start=0), cfg.batch, threads=1)
@@ -121,6 +121,9 @@ def run_one(cfg: Config, every: float) -> dict:
             k += 1
             next_at += every
     final = curve[-1]
+    if save:
+        n = fme.pool.size
+        np.savez_compressed(save, genomes=fme.pool.genomes[:n], fitness=fme.pool.fitness[:n])
     return {
         "held_out": held_out(fme),
         "pool_median": final["pool_median"],
@@ -146,6 +149,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=float, default=30e6)
     ap.add_argument("--every", type=float, default=5e6)
     ap.add_argument("--out", default="research/results/screen.jsonl")
+    ap.add_argument("--save", default="", help="directory for each seed's final pool (npz)")
     a = ap.parse_args(argv)
     over = parse_set(a.set)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +157,11 @@ def main(argv=None):
         base = dict(env=a.env, founders=1, total_steps=int(a.steps), seed=seed, threads=1, progress=False)
         base.update(over)
         cfg = Config(**base)
-        r = run_one(cfg, a.every)
+        save = ""
+        if a.save:
+            Path(a.save).mkdir(parents=True, exist_ok=True)
+            save = str(Path(a.save) / f"{a.name}-{a.env}-{seed}.npz")
+        r = run_one(cfg, a.every, save)
         line = {"name": a.name, "env": a.env, "seed": seed, "steps": int(a.steps), "set": over, **r}
         th = cfg_threshold(cfg)
         line["success"] = bool(r["pool_median"] is not None and r["pool_median"] >= th and r["held_out"] >= th)
