@@ -60,12 +60,14 @@ class Config:
     """SRWM update values: delta (W pq - W pk, Irie et al.) or tanh (tanh(W pq) - tanh(W pk): bounded, leaves W's column space)."""
     noise_inputs: int = 0
     """K extra network inputs, uniform in [-1, 1) each step from srml.rng: randomness whose effect the genome's own weights set."""
+    noise_to_y: bool = True
+    """Noise inputs reach the action rows (y) too; false: only the rows that drive self-modification (k, q, beta) read them."""
     sample_keys: bool = False
     """Write each step to one column drawn from softmax(k) (pk one-hot) instead of the soft key: variation the network controls."""
     fitness_from: float = 0.0
     """Fitness counts reward from this fraction of the lifetime on (0: whole lifetime, 0.5: second half); the episode running then counts."""
     credit: str = "none"
-    """Lineage credit: none, or mean (a drawn genome's recorded fitness becomes the mean over its own record and every run it is drawn for)."""
+    """Lineage credit: none; mean (a drawn genome's record becomes the mean over its first record and every run it is drawn for); lineage (mean, and each run also counts for the drawn genome's parent)."""
     sample_actions: bool = True
     """Discrete actions sampled from softmax(logits); false takes the argmax."""
     self_modify: bool = True

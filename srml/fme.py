@@ -41,9 +41,12 @@ def make_task(cfg: Config) -> Task:
     else:
         obs_space, act_space = env_spaces(env_id, cfg.env_kwargs)
     codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag, cfg.noise_inputs)
+    blind = (0, 0)
+    if cfg.noise_inputs and not cfg.noise_to_y:  # the noise inputs are the last K
+        blind = (codec.d_in - cfg.noise_inputs, codec.d_in)
     layout = Layout(
         codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta, cfg.update,
-        cfg.sample_keys,
+        cfg.sample_keys, blind,
     )  # fmt: skip
     return Task(
         env_id,
@@ -98,6 +101,9 @@ class FME:
         res = self.execute(genomes)
         if self.cfg.credit != "none":  # lineage credit: the parents' records are re-checked
             pool.credit(idx, res.fitness)
+            if self.cfg.credit == "lineage":  # ... and so are the records of their parents
+                up = pool.rows_of(pool.parent[idx])
+                pool.credit(up[up >= 0], res.fitness[up >= 0])
         pool.insert(res.genomes, res.fitness, parents, founders, born=self.generation - 1)
         return res
 

@@ -51,6 +51,7 @@ class NetSpec:
     update_tanh: bool = False  # squashed update values (Layout.update == "tanh")
     key_slots: int = 0  # sampled keys: uniforms per step (0: keys are softmax(k), as today)
     noise_inputs: int = 0  # K uniform noise inputs after the constant 1
+    y_blind: tuple = (0, 0)  # input positions [lo, hi) the first layer's y rows do not read
 
     @classmethod
     def of(cls, layout: Layout, codec: Codec) -> NetSpec:
@@ -82,18 +83,19 @@ class NetSpec:
             layout.update == "tanh",
             layout.key_slots,
             codec.noise_inputs,
+            layout.y_blind,
         )
 
 
 def make_layer_kernel(
     jit, off: int, H: int, di: int, do: int, n_beta: int, squash_input: bool,
-    update_tanh: bool = False, slot0: int = 0, slots: int = 0,
+    update_tanh: bool = False, slot0: int = 0, slots: int = 0, y_lo: int = 0, y_hi: int = 0,
 ):  # fmt: skip
     """One layer's step with its shape as compile-time constants (the compiler unrolls and
     vectorizes the short loops over d): reads h0 (tanh first if ``squash_input``), writes
     y to h1, rewrites the layer's weights in g. ``update_tanh``: squashed update values;
     ``slots`` > 0: sampled keys, head hd of this layer drawing uniform number
-    ``t * slots + slot0 + hd`` of the key stream."""
+    ``t * slots + slot0 + hd`` of the key stream. The y rows skip inputs [y_lo, y_hi)."""
     rows = do + 2 * di + n_beta
     f0, f1, f80 = np.float32(0.0), np.float32(1.0), np.float32(80.0)
     _, _, uniform = rng.make_rng(jit)
@@ -111,7 +113,8 @@ def make_layer_kernel(
             for r in range(rows):
                 acc = f0
                 for d in range(di):
-                    acc += g[base + r * di + d] * h0[xo + d]
+                    if r >= do or xo + d < y_lo or xo + d >= y_hi:
+                        acc += g[base + r * di + d] * h0[xo + d]
                 out[r] = acc
             for r in range(do):
                 h1[hd * do + r] = out[r]
@@ -182,7 +185,7 @@ def make_srwm_kernel(spec: NetSpec, jit):
     layers = [
         make_layer_kernel(jit, spec.offsets[n], spec.heads[n], spec.head_in[n],
                           spec.head_out[n], spec.n_beta, n > 0, spec.update_tanh,
-                          slot0[n], spec.key_slots)
+                          slot0[n], spec.key_slots, *(spec.y_blind if n == 0 else (0, 0)))
         for n in range(spec.n_layers)
     ]  # fmt: skip
 

@@ -62,7 +62,7 @@ def softmax(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return _finite_or_uniform(fitness, w)
 
 
-CREDITS = ("none", "mean")
+CREDITS = ("none", "mean", "lineage")
 
 SELECTIONS: dict[str, Callable[..., np.ndarray]] = {
     "proportional": proportional,
@@ -126,6 +126,15 @@ class Pool:
         n = self.runs[hit]
         self.fitness[hit] = (self.fitness[hit] * n + total[hit]) / (n + count[hit])
         self.runs[hit] = n + count[hit]
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Pool rows of member ids (-1 where the member is gone)."""
+        ids = np.asarray(ids, np.int64)
+        live = self.ids[: self.size]
+        order = np.argsort(live, kind="stable")
+        pos = np.minimum(np.searchsorted(live[order], ids), max(self.size - 1, 0))
+        found = (self.size > 0) & (live[order][pos] == ids) & (ids >= 0)
+        return np.where(found, order[pos], -1)
 
     def insert(self, genomes, fitness, parent=None, founder=None, born: int = 0) -> np.ndarray:
         """Add genomes; when full, overwrite the least recently used members. Returns rows."""

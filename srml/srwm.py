@@ -77,6 +77,7 @@ class Layout:
         beta="single",
         update: str = "delta",
         sample_keys: bool = False,
+        y_blind: tuple[int, int] = (0, 0),
     ):
         if heads < 1:
             raise SrmlError(f"heads must be >= 1, got {heads}")
@@ -85,6 +86,9 @@ class Layout:
         if update not in UPDATES:
             raise SrmlError(f"unknown update {update!r}; choose from {', '.join(UPDATES)}")
         self.update, self.sample_keys = update, bool(sample_keys)
+        # input positions [lo, hi) the first layer's y rows do not read (noise inputs that
+        # only reach the self-modification: keys, queries, learning rates)
+        self.y_blind = (int(y_blind[0]), int(y_blind[1]))
         for h in hidden:
             if h < 1 or h % heads:
                 raise SrmlError(f"hidden width {h} must be a positive multiple of heads={heads}")
@@ -148,8 +152,9 @@ def sample_index(p: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def layer_step(
-    W: np.ndarray, x: np.ndarray, L: LayerShape, active=None, update="delta", u=None
-) -> np.ndarray:
+    W: np.ndarray, x: np.ndarray, L: LayerShape, active=None, update="delta", u=None,
+    y_blind=(0, 0),
+) -> np.ndarray:  # fmt: skip
     """One self-referential step of one layer, batched.
 
     W: (B, H, rows, head_in), updated in place (only where ``active``).
@@ -158,12 +163,17 @@ def layer_step(
     which (unlike W pq - W pk) can leave the column space of W.
     ``u`` (B, H): uniforms for sampled keys; pk becomes one-hot at an index drawn from
     softmax(k) (the write goes to one column, chosen at random with odds the network sets).
+    ``y_blind`` (lo, hi): input positions the y rows do not read.
     """
     b = x.shape[0]
     xh = x.reshape(b, L.heads, L.head_in)
     out = np.einsum("bhrd,bhd->bhr", W, xh)
     o, i = L.head_out, L.head_in
     y = out[..., :o]
+    if y_blind[1] > y_blind[0]:
+        xy = x.copy()
+        xy[:, y_blind[0] : y_blind[1]] = 0
+        y = np.einsum("bhrd,bhd->bhr", W[..., :o, :], xy.reshape(b, L.heads, L.head_in))
     pk = softmax(out[..., o : o + i])
     pq = softmax(out[..., o + i : o + 2 * i])
     if u is not None:
@@ -199,7 +209,7 @@ def forward(
         if layout.sample_keys:
             uh = u[:, slot : slot + L.heads]
             slot += L.heads
-        h = layer_step(W, h, L, active, layout.update, uh)
+        h = layer_step(W, h, L, active, layout.update, uh, layout.y_blind if n == 0 else (0, 0))
     return h[:, : layout.d_out]
 
 
