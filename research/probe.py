@@ -57,6 +57,7 @@ def measure(fme: FME, before, after, probe_rng, k: int) -> dict:
         "pool_mean": float(np.mean(fit[np.isfinite(fit)])) if np.isfinite(fit).any() else None,
         "pool_max": float(np.max(fit[np.isfinite(fit)])) if np.isfinite(fit).any() else None,
         "weight_change": instruments.weight_change(before, after),
+        "sibling_spread": instruments.sibling_spread(before, after),
         "diversity": instruments.diversity(g, probe_rng),
         "norm": instruments.weight_norm(g),
     }
@@ -171,7 +172,7 @@ def main(argv=None):
         print(
             f"{a.name} seed {seed}: median {r['pool_median']:.1f} held-out {r['held_out']:.1f} "
             f"solved@{r['solved_median_at']} wchg {c['weight_change']:.3g} div {c['diversity']:.3g} "
-            f"norm {c['norm']:.3g} colres {c['column_residual']:.3g} rep {c['repeatability']:.2f} "
+            f"sib {c['sibling_spread']:.3g} norm {c['norm']:.3g} colres {c['column_residual']:.3g} rep {c['repeatability']:.2f} "
             f"rec~rerun {c['recorded_vs_rerun']} ({r['wall_s']}s)",
             flush=True,
         )

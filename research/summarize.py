@@ -45,9 +45,9 @@ def main(argv=None):
             groups.setdefault(key, {})[r["seed"]] = r  # a rerun of a seed replaces it
     print(
         "| env | variant | steps | per-seed pool median / held-out | solved | Wilson 95% | "
-        "wchg | div | norm | colres | rep | rec~rerun |"
+        "wchg | sib | div | norm | colres | rep | rec~rerun |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (env, name, steps), runs in groups.items():
         rs = [runs[s] for s in sorted(runs)]
         k = sum(r["success"] for r in rs)
@@ -60,7 +60,7 @@ def main(argv=None):
 
         print(
             f"| {env} | {name} | {steps / 1e6:.0f}M | {per} | {k}/{len(rs)} | "
-            f"[{lo:.2f}, {hi:.2f}] | {m('weight_change')} | {m('diversity')} | {m('norm')} | "
+            f"[{lo:.2f}, {hi:.2f}] | {m('weight_change')} | {m('sibling_spread')} | {m('diversity')} | {m('norm')} | "
             f"{m('column_residual')} | {m('repeatability', '{:.2f}')} | "
             f"{m('recorded_vs_rerun', '{:.2f}')} |"
         )

@@ -65,7 +65,7 @@ class Config:
     sample_keys: bool = False
     """Write each step to one column drawn from softmax(k) (pk one-hot) instead of the soft key: variation the network controls."""
     fitness_from: float = 0.0
-    """Fitness counts reward from this fraction of the lifetime on (0: whole lifetime, 0.5: second half); the episode running then counts."""
+    """Fitness is the mean return of the episodes that end after this fraction of the lifetime (0: every episode; 0.5: those ending in the second half), each counted whole."""
     credit: str = "none"
     """Lineage credit: none; mean (a drawn genome's record becomes the mean over its first record and every run it is drawn for); lineage (mean, and each run also counts for the drawn genome's parent)."""
     sample_actions: bool = True

@@ -104,3 +104,23 @@ def repeatability(backend, genomes: np.ndarray, seeds: tuple[int, int]) -> tuple
     if fits[0].std() == 0 or fits[1].std() == 0:
         return float("nan"), fits
     return float(np.corrcoef(fits[0], fits[1])[0, 1]), fits
+
+
+def sibling_spread(before: np.ndarray, after: np.ndarray) -> float:
+    """Heritable variation: mean pairwise distance between the children of the same parent
+    (rows of ``before`` that are identical were run from one genome), divided by the parent's
+    norm; nan when no genome was run twice. Compare with :func:`weight_change`: a change that
+    every child makes alike is drift, not variation selection can use."""
+    b = np.asarray(before)
+    a = np.asarray(after, np.float64)
+    _, inv, counts = np.unique(b, axis=0, return_inverse=True, return_counts=True)
+    out = []
+    for grp in np.flatnonzero(counts >= 2):
+        rows = np.flatnonzero(inv.ravel() == grp)
+        kids = a[rows]
+        if not np.isfinite(kids).all():
+            continue
+        d = np.sqrt(((kids[:, None] - kids[None]) ** 2).sum(-1))
+        iu = np.triu_indices(len(rows), 1)
+        out.append(d[iu].mean() / max(np.linalg.norm(b[rows[0]].astype(np.float64)), 1e-30))
+    return float(np.mean(out)) if out else float("nan")

@@ -221,8 +221,9 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
     """``run_agent``: one genome's whole lifetime in a compiled twin, SRWM and env fused.
 
     ``run_agent(g, key, lifetime, sample, self_modify, state, obs, x, h0, h1, out, pk,
-    pq, lr, y, act, rec_a, rec_r, rec_f, lane, record, t0) -> (return, episodes)``,
-    return and episodes counted from step ``t0`` on (the episode running then counts).
+    pq, lr, y, act, rec_a, rec_r, rec_f, lane, record, t0) -> (return, episodes)``;
+    with ``t0`` > 0 only the episodes that end at step ``t0`` or later (or are cut off by
+    the lifetime's end) count, each with its whole return.
     """
     srwm_forward = make_srwm_kernel(spec, jit)
     reset, step = twin.make_kernels(env_jit)
@@ -249,10 +250,8 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
         first = True
         total = 0.0
         episodes = 0
+        ep_ret = 0.0
         for t in range(lifetime):
-            if t == t0:  # fitness counts from here on; the episode running now counts
-                total = 0.0
-                episodes = 0 if first else 1
             # x = [obs, previous action, previous reward, episode flag, 1, noise, padding]
             for j in range(d_in):
                 x[j] = f0
@@ -307,10 +306,13 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
                     else:
                         v = (math.tanh(np.float64(y[j])) + 1.0) * 0.5
                         act[j] = np.float32(low[j] + v * (high[j] - low[j]))
-            if first:
+            if first and t0 == 0:
                 episodes += 1
             r, term, trunc = step(state, act, obs, key, t)
-            total += r
+            if t0 == 0:
+                total += r
+            else:
+                ep_ret += r
             prev_r = np.float32(r)
             if record:
                 rec_r[t, lane] = r
@@ -319,8 +321,16 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
                     rec_a[t, lane, j] = act[j]
             first = term or trunc
             if first:
+                if t0 > 0:
+                    if t >= t0:  # an episode ending from step t0 on counts whole
+                        total += ep_ret
+                        episodes += 1
+                    ep_ret = 0.0
                 episode += 1
                 reset(state, obs, key, episode)
+        if t0 > 0 and not first:  # the episode the lifetime's end cuts off
+            total += ep_ret
+            episodes += 1
         return total, episodes
 
     return run_agent

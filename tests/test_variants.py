@@ -134,16 +134,19 @@ def test_numba_generic_path_matches_numpy(variant):
     _compare("CartPole-v1", "numba", variant, batch=8, lifetime=60, twin="off")
 
 
-def test_fitness_window_counts_the_second_half_only():
+def test_fitness_window_counts_whole_episodes_ending_in_the_second_half():
     cfg = Config(batch=8, pool_size=8, lifetime=100)
     task = make_task(cfg)
     genomes = task.layout.init(np.random.default_rng(3), 8, 1.0)
     full = make_backend("numpy", task, 8).run(genomes, 5, record=True)
     task.fitness_start = 50
     half = make_backend("numpy", task, 8).run(genomes, 5)
-    r, f = full.rewards[50:], full.firsts[50:]
-    episodes = f.sum(0) + ~full.firsts[50]  # the episode running at step 50 counts
-    np.testing.assert_allclose(half.fitness, r.sum(0) / np.maximum(episodes, 1))
+    for lane in range(8):
+        starts = list(np.flatnonzero(full.firsts[:, lane])) + [100]
+        rets = [full.rewards[a:b, lane].sum() for a, b in zip(starts[:-1], starts[1:])]
+        ends = [b - 1 for b in starts[1:]]  # last step of each episode
+        kept = [r for r, e in zip(rets, ends, strict=True) if e >= 50]
+        assert half.fitness[lane] == pytest.approx(np.mean(kept))
     np.testing.assert_array_equal(half.genomes, full.genomes)
 
 

@@ -30,7 +30,7 @@ class Task:
     layout: Layout
     twin: object | None = None  # srml.envs.Twin when the env has a compiled twin
     self_modify: bool = True  # False freezes the weights (baselines)
-    fitness_start: int = 0  # reward counts from this step on (the episode running then counts)
+    fitness_start: int = 0  # > 0: only episodes ending from this step on count (whole)
 
 
 @dataclass

@@ -70,11 +70,10 @@ class NumpyBackend:
         returns, episodes = np.zeros(b), np.zeros(b, np.int64)
         trace = ([], [], []) if record else None
         frozen = np.zeros(b)
-        K, slots = t.codec.noise_inputs, t.layout.key_slots
+        K, slots, t0 = t.codec.noise_inputs, t.layout.key_slots, t.fitness_start
+        ep_ret, in_ep = np.zeros(b), np.zeros(b, bool)  # fitness_start > 0: whole episodes
         for step in range(t.lifetime):
             act_now = ~skip
-            if step == t.fitness_start:  # fitness counts from here; the running episode counts
-                returns[:], episodes[:] = 0.0, ~first & act_now
             noise = None
             if K:
                 noise = 2.0 * rng.step_uniforms(keys, rng.STREAM_NOISE, step, K) - 1.0
@@ -94,15 +93,27 @@ class NumpyBackend:
                     trace, (a, np.where(act_now, r, 0.0), first & act_now), strict=True
                 ):
                     store.append(v)
-            episodes += first & act_now
-            returns += np.where(act_now, r, 0.0)
+            if t0 == 0:  # every episode begun counts (the unfinished one too)
+                episodes += first & act_now
+                returns += np.where(act_now, r, 0.0)
+            else:
+                in_ep |= first & act_now
+                ep_ret += np.where(act_now, r, 0.0)
             prev_act = np.where(act_now.reshape((b,) + (1,) * (a.ndim - 1)), a, prev_act)
             prev_rew = np.where(act_now, r, prev_rew).astype(np.float32)
             done = (term | trunc) & act_now
+            if t0 > 0:  # an episode ending from step t0 on counts whole
+                count = done & (step >= t0)
+                returns += np.where(count, ep_ret, 0.0)
+                episodes += count
+                ep_ret[done], in_ep[done] = 0.0, False
             if self.next_step_reset:
                 first, skip = skip.copy(), done  # after a reset call, the new episode begins
             else:
                 first = done
+        if t0 > 0:  # the episode the lifetime's end cuts off counts whole
+            returns += np.where(in_ep, ep_ret, 0.0)
+            episodes += in_ep
         return finalize(genomes, returns, episodes, b * t.lifetime, trace)
 
     def close(self):
