@@ -89,6 +89,9 @@ VARIANTS = {
     "deep-heads-keys-blocks": {
         "hidden": [6], "heads": 2, "sample_keys": True, "noise_inputs": 3, "beta": "per_block",
     },
+    "noise-to-update-only-lineage": {
+        "noise_inputs": 2, "noise_to_y": False, "beta": "per_block", "credit": "lineage",
+    },
 }  # fmt: skip
 
 
@@ -178,8 +181,32 @@ def test_credit_mean_folds_children_into_the_parent_record():
     assert list(Pool.from_state(state).runs[:3]) == [1, 1, 1]
 
 
-def test_fme_with_credit_updates_parents_and_stays_reproducible():
-    cfg = Config(founders=1, pool_size=64, batch=16, lifetime=50, generations=6, credit="mean")
+def test_noise_to_y_false_keeps_noise_out_of_the_actions():
+    cfg = Config(noise_inputs=2, noise_to_y=False, batch=4, pool_size=4)
+    task = make_task(cfg)
+    assert task.layout.y_blind == (9, 11)
+    g = task.layout.init(np.random.default_rng(0), 4, 1.0)
+    x = np.ones((4, 11), np.float32)
+    x2 = x.copy()
+    x2[:, 9:] = -1.0
+    y1 = forward(task.layout.views(g.copy()), task.layout, x)
+    y2 = forward(task.layout.views(g.copy()), task.layout, x2)
+    np.testing.assert_array_equal(y1, y2)
+
+
+def test_pool_rows_of_ids():
+    p = Pool(3, 1)
+    p.insert(np.zeros((3, 1), np.float32), np.zeros(3))
+    p.sample(np.random.default_rng(0), 3)
+    p.insert(np.zeros((1, 1), np.float32), np.zeros(1))  # evicts one of ids 0-2, gets id 3
+    rows = p.rows_of(np.array([0, 1, 2, 3, -1, 99]))
+    assert (rows[3] >= 0) and p.ids[rows[3]] == 3 and rows[4] == rows[5] == -1
+    assert sum(r >= 0 for r in rows[:3]) == 2
+
+
+@pytest.mark.parametrize("credit", ["mean", "lineage"])
+def test_fme_with_credit_updates_parents_and_stays_reproducible(credit):
+    cfg = Config(founders=1, pool_size=64, batch=16, lifetime=50, generations=6, credit=credit)
     runs = []
     for _ in range(2):
         fme = FME(cfg, backend=None)
