@@ -8,5 +8,4 @@ export NUMBA_NUM_THREADS=1
 P="python research/probe.py --seeds 100 101 102 103 104 --steps 30e6 --out research/results/screen5.jsonl"
 B="beta=per_block noise_to_y=False noise_inputs=2 credit=lineage"
 $P --name pbnl_rank --set $B selection=rank
-$P --name pbnl_keys --set $B sample_keys=True
 $P --name pbnl_pool2000 --set $B pool_size=2000

@@ -94,12 +94,17 @@ def repeatability(backend, genomes: np.ndarray, seeds: tuple[int, int]) -> tuple
     Returns (correlation, (2, n) fitness). Nothing is written back."""
     g = np.asarray(genomes, np.float32)
     n, b = len(g), backend.batch
-    lanes = np.arange(b) % n
+    chunks = -(-n // b)  # more genomes than lanes: several runs per seed
     fits = []
     for s in seeds:
-        res = backend.run(g[lanes], s)
-        f = np.bincount(lanes, weights=np.where(np.isfinite(res.fitness), res.fitness, 0.0), minlength=n)
-        fits.append(f / np.bincount(lanes, minlength=n))
+        tot, cnt = np.zeros(n), np.zeros(n)
+        for c in range(chunks):
+            lanes = (c * b + np.arange(b)) % n
+            res = backend.run(g[lanes], s + c)
+            f = np.where(np.isfinite(res.fitness), res.fitness, 0.0)
+            tot += np.bincount(lanes, weights=f, minlength=n)
+            cnt += np.bincount(lanes, minlength=n)
+        fits.append(tot / cnt)
     fits = np.array(fits)
     if fits[0].std() == 0 or fits[1].std() == 0:
         return float("nan"), fits
