@@ -19,11 +19,10 @@ import ast
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-from dataclasses import replace
 
 from srml import instruments, rng
 from srml.backends import make_backend

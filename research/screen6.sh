@@ -9,5 +9,3 @@ export NUMBA_NUM_THREADS=1
 P="python research/probe.py --seeds 100 101 102 103 104 --steps 30e6 --out research/results/screen6.jsonl"
 B="beta=per_block noise_to_y=False noise_inputs=2 credit=lineage"
 $P --name pbnl_b64 --set $B batch=64
-$P --name pbnl_b64_p250 --set $B batch=64 pool_size=250
-$P --name pbnl_half --set $B fitness_from=0.5

@@ -146,7 +146,7 @@ def test_fitness_window_counts_whole_episodes_ending_in_the_second_half():
     half = make_backend("numpy", task, 8).run(genomes, 5)
     for lane in range(8):
         starts = list(np.flatnonzero(full.firsts[:, lane])) + [100]
-        rets = [full.rewards[a:b, lane].sum() for a, b in zip(starts[:-1], starts[1:])]
+        rets = [full.rewards[a:b, lane].sum() for a, b in zip(starts[:-1], starts[1:], strict=True)]
         ends = [b - 1 for b in starts[1:]]  # last step of each episode
         kept = [r for r, e in zip(rets, ends, strict=True) if e >= 50]
         assert half.fitness[lane] == pytest.approx(np.mean(kept))
