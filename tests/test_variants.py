@@ -227,3 +227,16 @@ def test_instruments():
     alive, eff = instruments.lineages(np.array([0, 0, 1, 1]))
     assert alive == 2 and eff == pytest.approx(2.0)
     assert instruments.lineages(np.array([3, 3, 3]))[1] == pytest.approx(1.0)
+
+
+def test_pool_readings_of_a_one_founder_run():
+    cfg = Config(founders=1, pool_size=64, batch=16, lifetime=50, generations=5)
+    fme = FME(cfg)
+    while not fme.finished:
+        fme.step()
+    row = instruments.pool_readings(
+        fme.pool, fme.founders, fme.task.layout, np.random.default_rng(0)
+    )
+    assert row["lineages"] == 1 and row["lineages_eff"] == pytest.approx(1.0)
+    assert row["column_residual"] < 1e-3  # one learning rate: the founder's column space
+    assert row["diversity"] > 0 and row["norm"] > 0
