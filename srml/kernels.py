@@ -6,8 +6,9 @@ closes over the network shape and codec as compile-time constants and returns
 
 - ``srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify, key, t)``: one step
   of the whole network on genome ``g`` (float32, rewritten in place); input ``x``,
-  outputs into ``y``; ``key`` and step ``t`` key the sampled keys' random numbers. Scratch buffers come from the caller (numpy arrays on the
-  CPU, ``cuda.local.array`` on the GPU), so this compiles for both.
+  outputs into ``y``; ``key`` and step ``t`` key the sampled keys' random numbers.
+  Scratch buffers come from the caller (numpy arrays on the CPU,
+  ``cuda.local.array`` on the GPU), so this compiles for both.
 - ``run_agent(...)``: a whole lifetime of one genome in a compiled env twin
   (SRWM and environment fused; the genome stays in cache for all S steps).
 
