@@ -257,7 +257,10 @@ def run_one(name: str, cfg: Config, options: dict, evals: int, run_dir: Path, ho
         "method": method,
         "curve": curve,
         "evals": evals_done,
-        "final": evals_done[-1]["eval_fitness_mean"],
+        # None when no held-out lifetime ended finite (weights overflowed): nan from here on
+        "final": float("nan")
+        if evals_done[-1]["eval_fitness_mean"] is None
+        else evals_done[-1]["eval_fitness_mean"],
         "final_rollout": final["rollout"],  # the last held-out evaluation, per-step rewards
         "wall_s": log[-1]["wall_s"] if log else time.perf_counter() - t0,
         "env_steps": method.env_steps,
@@ -285,14 +288,31 @@ def sign_test(wins: int, losses: int) -> float:
 
 
 def summarize(values, seed: int = 0) -> dict:
-    """Mean over seeds with a bootstrap 95% interval of that mean."""
-    v = np.asarray(values, float)
-    mean, lo, hi = plot.bootstrap_band(v[:, None], seed=seed)
+    """Mean over seeds with a bootstrap 95% interval of that mean. A seed without a finite
+    value (None or nan: e.g. every held-out lifetime overflowed) is left out of the mean and
+    counted in ``nonfinite_seeds``; ``per_seed`` keeps it (null in results.json)."""
+    v = np.array([np.nan if x is None else x for x in values], float)
+    ok = np.isfinite(v)
+    mean = lo = hi = np.full(1, np.nan)
+    if ok.any():
+        mean, lo, hi = plot.bootstrap_band(v[ok][:, None], seed=seed)
     return {
         "final_fitness_mean": float(mean[0]),
         "ci95": [float(lo[0]), float(hi[0])],
         "per_seed": [float(x) for x in v],
+        "nonfinite_seeds": int((~ok).sum()),
     }
+
+
+def json_safe(obj):
+    """``obj`` with every non-finite float replaced by None (strict JSON: no NaN tokens)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float | np.floating) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def _train(args: tuple) -> str:
@@ -379,7 +399,8 @@ def results_dict(plan: Plan, runs: dict, command: str) -> dict:
 
 def write_results(out: Path, results: dict) -> Path:
     path = out / "results.json"
-    atomic_write_bytes(path, (json.dumps(results, indent=2) + "\n").encode())
+    text = json.dumps(json_safe(results), indent=2, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
     return path
 
 

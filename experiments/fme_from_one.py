@@ -104,6 +104,17 @@ def success_table(plan, runs: dict, thresholds: dict) -> dict:
     return out
 
 
+def worst_aware_difference(f: float, ref: float) -> float:
+    """f - ref, where a non-finite value ranks below every finite one (-inf/+inf), and two
+    non-finite values tie (0)."""
+    fin_f, fin_r = np.isfinite(f), np.isfinite(ref)
+    if fin_f and fin_r:
+        return f - ref
+    if not fin_f and not fin_r:
+        return 0.0
+    return -np.inf if not fin_f else np.inf
+
+
 def paired(table: dict, reference: str) -> dict:
     """Each method against ``reference`` seed by seed (held-out fitness): wins, losses, p."""
     out = {}
@@ -116,8 +127,11 @@ def paired(table: dict, reference: str) -> dict:
         for label, e in by_label.items():
             if label == reference:
                 continue
+            # a seed whose held-out fitness is not finite (overflowed weights) lost to a finite one
             d = [
-                f - ref[s] for s, f in zip(e["seeds"], e["per_seed_final"], strict=True) if s in ref
+                worst_aware_difference(f, ref[s])
+                for s, f in zip(e["seeds"], e["per_seed_final"], strict=True)
+                if s in ref
             ]
             wins, losses = sum(x > 0 for x in d), sum(x < 0 for x in d)
             out.setdefault(slug, {})[label] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import inspect
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import tomli_w
@@ -48,8 +48,8 @@ class Config:
     """Stop after this many agent-steps (B * S per generation); 0 means no limit."""
     generations: int = 0
     """Stop after this many generations; 0 means no limit. The first limit reached stops."""
-    selection: str = "proportional"
-    """How the pool picks genomes, monotonic in fitness: proportional, rank or softmax."""
+    selection: str = "auto"
+    """How the pool picks genomes, monotonic in fitness: proportional, rank or softmax; auto: rank with --founders 1, else proportional (see RECIPES)."""
     temperature: float = 1.0
     """softmax selection: temperature in units of the pool's fitness standard deviation."""
     founders: int = 0
@@ -62,20 +62,20 @@ class Config:
     """Widths of hidden SRWM layers (tanh between layers); empty means one layer."""
     heads: int = 1
     """Heads per layer (a block-diagonal W); widths are padded to a multiple of it."""
-    beta: str = "single"
-    """SRWM learning rates: single (one per head) or per_block (one per row block y, k, q, b)."""
+    beta: str = "auto"
+    """SRWM learning rates: single (one per head) or per_block (one per row block y, k, q, b); auto: per_block with --founders 1, else single."""
     update: str = "delta"
     """SRWM update values: delta (W pq - W pk, Irie et al.) or tanh (tanh(W pq) - tanh(W pk): bounded, leaves W's column space)."""
-    noise_inputs: int = 0
-    """K extra network inputs, uniform in [-1, 1) each step from srml.rng: randomness whose effect the genome's own weights set."""
-    noise_to_y: bool = True
-    """Noise inputs reach the action rows (y) too; false: only the rows that drive self-modification (k, q, beta) read them."""
+    noise_inputs: int = -1
+    """K extra network inputs, uniform in [-1, 1) each step from srml.rng: randomness whose effect the genome's own weights set; -1 (auto): 2 with --founders 1, else 0."""
+    noise_to_y: bool = False
+    """Noise inputs reach the action rows (y) too; false (default): only the rows that drive self-modification (k, q, beta) read them, so the policy itself is not made noisy."""
     sample_keys: bool = False
     """Write each step to one column drawn from softmax(k) (pk one-hot) instead of the soft key: variation the network controls."""
     fitness_from: float = 0.0
     """Fitness is the mean return of the episodes that end after this fraction of the lifetime (0: every episode; 0.5: those ending in the second half), each counted whole."""
-    credit: str = "none"
-    """Lineage credit: none; mean (a drawn genome's record becomes the mean over its first record and every run it is drawn for); lineage (mean, and each run also counts for the drawn genome's parent)."""
+    credit: str = "auto"
+    """Lineage credit (auto: lineage with --founders 1, else none): none; mean (a drawn genome's record becomes the mean over its first record and every run it is drawn for); lineage (mean, and each run also counts for the drawn genome's parent)."""
     sample_actions: bool = True
     """Discrete actions sampled from softmax(logits); false takes the argmax."""
     self_modify: bool = True
@@ -106,6 +106,11 @@ class Config:
     """How many of its best genomes each island sends at a migration (0: isolated islands)."""
 
     def validate(self) -> Config:
+        """Check every field (one-line SrmlError) and resolve the ``auto`` fields in place
+        (:data:`RECIPES`); returns self."""
+        for key, value in recipe_values(self).items():
+            setattr(self, key, value)
+
         def need(ok, msg):
             if not ok:
                 raise SrmlError(msg)
@@ -178,6 +183,33 @@ class Config:
 
     def save(self, path: Path) -> None:
         atomic_write_bytes(path, self.to_toml().encode())
+
+
+# The fields left at "auto" (noise_inputs: -1) take their value from the recipe the founders
+# choose. "from_one" (--founders 1, the paper's setup) is the best variant of issue 13's screen
+# on tuning seeds (research/FINDINGS.md, plots/fme_from_one_results.json); "classic" (a pool
+# filled with random founders) is srml's earlier default, where nothing better was measured.
+RECIPES = {
+    "from_one": {"beta": "per_block", "noise_inputs": 2, "credit": "lineage", "selection": "rank"},
+    "classic": {"beta": "single", "noise_inputs": 0, "credit": "none", "selection": "proportional"},
+}
+AUTO = {"beta": "auto", "noise_inputs": -1, "credit": "auto", "selection": "auto"}
+
+
+def recipe_of(cfg: Config) -> str:
+    return "from_one" if cfg.founders == 1 else "classic"
+
+
+def recipe_values(cfg: Config) -> dict:
+    """The values of ``cfg``'s fields still at "auto", from its recipe."""
+    values = RECIPES[recipe_of(cfg)]
+    return {k: values[k] for k, auto in AUTO.items() if getattr(cfg, k) == auto}
+
+
+def resolved(cfg: Config) -> Config:
+    """A copy of ``cfg`` with its "auto" fields resolved (``cfg`` itself is not changed)."""
+    values = recipe_values(cfg)
+    return replace(cfg, **values) if values else cfg
 
 
 def field_docs() -> dict[str, str]:

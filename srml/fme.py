@@ -46,6 +46,7 @@ class FME(Method):
 
     def __init__(self, cfg, options: FMEOptions | None = None, backend=None):
         super().__init__(cfg, options, backend)
+        cfg = self.cfg  # validated: its "auto" fields resolved
         device = self.options.device_pool and cfg.credit == "none"
         self.pool = make_pool(cfg, self.backend, self.task.layout.size, device)
         self.founders = self.task.layout.init(self.rng, cfg.n_founders, cfg.init_std)

@@ -16,7 +16,7 @@ import gymnasium as gym
 
 from . import envs
 from .backends.base import Task
-from .config import Config
+from .config import Config, resolved
 from .errors import SrmlError
 from .srwm import Codec, Layout
 
@@ -80,6 +80,7 @@ def find_twin(env_id: str, env_kwargs: dict):
 
 def make_task(cfg: Config) -> Task:
     """Resolve the env (and its compiled twin, if any) and the network shape."""
+    cfg = resolved(cfg)  # "auto" network fields take the founders' recipe
     env_id = resolve_env_id(cfg.env)
     twin = find_twin(env_id, cfg.env_kwargs) if cfg.twin == "auto" else None
     if twin is not None:  # Gymnasium's id runs on srml's twin, whose dynamics match it (tested)

@@ -208,6 +208,23 @@ def test_wilson_and_sign_test():
     assert common.sign_test(5, 5) == 1.0
 
 
+def test_a_seed_without_finite_held_out_fitness_is_kept_and_counted(tmp_path):
+    s = common.summarize([1.0, None, 3.0, float("nan")])
+    assert s["final_fitness_mean"] == 2.0 and s["nonfinite_seeds"] == 2
+    assert len(s["per_seed"]) == 4 and math.isnan(s["per_seed"][1])
+    path = common.write_results(tmp_path, {"s": s, "inf": float("inf")})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text  # strict JSON
+    back = json.loads(text)
+    assert back["s"]["per_seed"] == [1.0, None, 3.0, None] and back["inf"] is None
+    import fme_from_one
+
+    assert fme_from_one.worst_aware_difference(float("nan"), 20.0) < 0  # overflow loses
+    assert fme_from_one.worst_aware_difference(20.0, float("nan")) > 0
+    assert fme_from_one.worst_aware_difference(float("nan"), float("nan")) == 0
+    assert fme_from_one.worst_aware_difference(30.0, 20.0) == 10.0
+
+
 def test_fme_from_one_reports_per_seed_success_and_pairs(quick_runs):
     _, out = quick_runs["fme_from_one"]
     r = json.loads((out / "results.json").read_text())

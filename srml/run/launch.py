@@ -38,7 +38,7 @@ def build_method(cfg: Config):
 
 def start(cfg: Config, out: Path | None = None) -> Path:
     """Run ``cfg`` in a new run directory; returns it."""
-    cfg.validate()
+    cfg = cfg.validate()  # config.toml records the resolved values
     check_method(cfg.method, cfg.method_options)
     out = Path(out or cfg.out or default_out(cfg))
     if (out / "log.jsonl").exists():
