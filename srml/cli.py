@@ -238,7 +238,7 @@ def cmd_run(args) -> int:
     else:
         from .run.launch import start
 
-        out = start(config_from_args(args).validate())
+        out = start(config_from_args(args))  # validates, saying what the recipe set
     print(f"srml: run written to {out}", file=sys.stderr)
     return 0
 

@@ -148,3 +148,15 @@ def test_readme_custom_env_example_runs_as_printed(tmp_path):
     )
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "r" / "pool_reward.png").exists()
+
+
+def test_one_founder_says_what_the_recipe_set_and_records_it(tmp_path):
+    out = tmp_path / "one"
+    args = ["--founders", "1", "--backend", "numpy", "--batch", "8", "--pool-size", "16"]
+    p = srml("run", *args, "--lifetime", "10", "--generations", "2", "--beta", "single",
+             "--out", out)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    line = next(x for x in p.stderr.splitlines() if "from-one recipe" in x)
+    assert "noise_inputs=2" in line and "selection=rank" in line and "beta" not in line
+    cfg = (out / "config.toml").read_text()
+    assert 'beta = "single"' in cfg and 'credit = "lineage"' in cfg and "noise_inputs = 2" in cfg

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from ..config import Config
+from ..config import Config, recipe_of, recipe_values
 from ..errors import SrmlError
 from ..methods import check_method, make_method
 from . import rundir
@@ -38,7 +38,12 @@ def build_method(cfg: Config):
 
 def start(cfg: Config, out: Path | None = None) -> Path:
     """Run ``cfg`` in a new run directory; returns it."""
+    auto = recipe_values(cfg)
     cfg = cfg.validate()  # config.toml records the resolved values
+    if auto and recipe_of(cfg) == "from_one" and cfg.progress:
+        given = ", ".join(f"{k}={v}" for k, v in auto.items())
+        print(f"srml: one founder: the from-one recipe sets {given} (set any of them to "
+              "override; README, 'Defaults and why')", file=sys.stderr)  # fmt: skip
     check_method(cfg.method, cfg.method_options)
     out = Path(out or cfg.out or default_out(cfg))
     if (out / "log.jsonl").exists():
