@@ -212,9 +212,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    cfg = from_dict(load_toml(args.config)) if args.config else Config()
+    cfg, _ = config_and_note(args)
+    return cfg
+
+
+def config_and_note(args: argparse.Namespace) -> tuple[Config, str]:
+    """The config the flags and ``--config`` give, and a note on where ``out`` came from.
+
+    A TOML file is often shared or copied, so its ``out`` is not taken silently: it is
+    honoured with a note, except where it names the file's own directory. That is a saved
+    run's config.toml, and ``srml run --config RUN/config.toml`` repeats the run in a new
+    directory instead of being refused for writing into the old one."""
+    file = dict(load_toml(args.config)) if args.config else {}
+    note = ""
+    if file.get("out") and args.out is None:
+        here = Path(args.config).resolve().parent
+        if isinstance(file["out"], str) and Path(file["out"]).resolve() == here:
+            del file["out"]
+            note = f"srml: {args.config} is a saved run's config; the repeat gets a new directory"
+        else:
+            note = f"srml: out = {file['out']!r} comes from {args.config}"
+    cfg = from_dict(file) if file else Config()
     flags = {f.name: getattr(args, f.name) for f in fields(Config)}
-    return from_dict({k: v for k, v in flags.items() if v is not None}, base=cfg)
+    return from_dict({k: v for k, v in flags.items() if v is not None}, base=cfg), note
 
 
 def given_settings(args: argparse.Namespace) -> dict:
@@ -232,7 +252,8 @@ def cmd_run(args) -> int:
     else:
         from .run.launch import start
 
-        out = start(config_from_args(args).validate())
+        cfg, note = config_and_note(args)
+        out = start(cfg.validate(), note=note)
     print(f"srml: run written to {out}", file=sys.stderr)
     return 0
 

@@ -130,7 +130,8 @@ def drive(obj, out: Path | None, callback=None, progress: bool | None = None,
                 if out is not None:
                     every = cfg.checkpoint_every
                     if driver.generation // every > before // every:
-                        rundir.save_checkpoint(out / "pool.npz", *driver.state())
+                        with writing(out):
+                            rundir.save_checkpoint(out / "pool.npz", *driver.state())
                 warned = warn_nonfinite(main, warned)
                 if bar is not None:
                     bar.update(driver.env_steps, main)
@@ -148,8 +149,22 @@ def drive(obj, out: Path | None, callback=None, progress: bool | None = None,
     return rows
 
 
-def write_rows(out: Path, rows: list[dict], driver, tb) -> None:
+@contextmanager
+def writing(out: Path):
+    """A write to the run directory that fails (a full disk, a directory made read-only, a
+    symlink planted in it) stops the run in one line with the resume command. Every write is
+    atomic or appended whole, so the last checkpoint and the log stay valid."""
     try:
+        yield
+    except OSError as e:
+        raise SrmlError(
+            f"cannot write to {out}: {e.strerror or e} (the last checkpoint is intact: fix "
+            f"that, then srml run --resume {out})"
+        ) from None
+
+
+def write_rows(out: Path, rows: list[dict], driver, tb) -> None:
+    with writing(out):
         for row in rows:
             rundir.append_line(out / "log.jsonl", row)
             append_csv(out / "progress.csv", row)
@@ -158,31 +173,23 @@ def write_rows(out: Path, rows: list[dict], driver, tb) -> None:
         for name, rec in getattr(driver, "records", {}).items():
             rec = {"generation": driver.generation, "env_steps": driver.env_steps, **rec}
             rundir.append_line(out / f"{name}.jsonl", rec)
-    except OSError as e:
-        raise SrmlError(
-            f"cannot write to {out}: {e.strerror or e} (the last checkpoint is intact: free "
-            f"space, then srml run --resume {out})"
-        ) from None
 
 
 def finish(driver, out: Path) -> None:
     """Final checkpoint and figure."""
     from ..plot import plot_runs  # matplotlib: imported only when a figure is drawn
 
-    try:
+    with writing(out):
         rundir.save_checkpoint(out / "pool.npz", *driver.state())
         plot_runs([out], out / "pool_reward.png")
-    except OSError as e:
-        raise SrmlError(
-            f"cannot write to {out}: {e.strerror or e} (free space, then srml run --resume {out})"
-        ) from None
 
 
 def _interrupted(driver, out: Path | None, signum: int) -> None:
     name = signal.Signals(signum).name
     if out is None:
         raise RunInterrupted(f"interrupted by {name} at generation {driver.generation}", signum)
-    rundir.save_checkpoint(out / "pool.npz", *driver.state())
+    with writing(out):
+        rundir.save_checkpoint(out / "pool.npz", *driver.state())
     raise RunInterrupted(
         f"interrupted by {name}; checkpoint written at generation {driver.generation}: "
         f"srml run --resume {out}",

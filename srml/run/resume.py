@@ -26,7 +26,7 @@ from ..errors import SrmlError
 from ..methods import make_method
 from . import rundir
 from .islands import Islands
-from .loop import drive
+from .loop import drive, writing
 from .sinks import rewrite_csv
 
 EXTENDABLE = ("total_steps", "generations")
@@ -98,6 +98,7 @@ def read_run(run_dir: Path, given: dict) -> tuple[Config, tuple[dict, dict] | No
         raise SrmlError(f"--resume {run_dir}: no such run directory")
     if not (run_dir / "config.toml").exists():
         raise SrmlError(f"--resume {run_dir}: not a run directory (no config.toml)")
+    rundir.refuse_symlinks(run_dir)
     saved = from_dict(load_toml(run_dir / "config.toml"))
     cfg = merge_config(saved, given, run_dir).validate()
     ckpt = run_dir / "pool.npz"
@@ -173,11 +174,12 @@ def prepare_to_continue(
         return None
     if not quiet:
         print(f"srml: resuming {run_dir} from generation {generation}", file=sys.stderr)
-    rundir.remove_stale_temps(run_dir)  # left by a process killed mid-write
-    rundir.trim_records(run_dir, generation)
-    if (run_dir / "progress.csv").exists():
-        rewrite_csv(run_dir / "progress.csv", kept)
-    cfg.save(run_dir / "config.toml")
+    with writing(run_dir):
+        rundir.remove_stale_temps(run_dir)  # left by a process killed mid-write
+        rundir.trim_records(run_dir, generation)
+        if (run_dir / "progress.csv").exists():
+            rewrite_csv(run_dir / "progress.csv", kept)
+        cfg.save(run_dir / "config.toml")
     walls = [r["wall_s"] for r in kept if "island" not in r and "wall_s" in r]
     return walls[-1] if walls else 0.0
 
