@@ -350,13 +350,19 @@ COMMANDS = {
 }
 
 
+def one_line(e: BaseException) -> str:
+    """An error message as the one line it is promised to be (an env's exception text may
+    span several)."""
+    return " / ".join(line.strip() for line in str(e).splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except SrmlError as e:
         code = getattr(e, "exit_code", 2)  # a signal: 128 + its number
-        print(f"srml: {'error: ' if code == 2 else ''}{e}", file=sys.stderr)
+        print(f"srml: {'error: ' if code == 2 else ''}{one_line(e)}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print("srml: interrupted", file=sys.stderr)
@@ -365,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SRML_DEBUG"):
             raise
         print(
-            f"srml: internal error: {type(e).__name__}: {e} (SRML_DEBUG=1 shows more)",
+            f"srml: internal error: {type(e).__name__}: {one_line(e)} (SRML_DEBUG=1 shows more)",
             file=sys.stderr,
         )
         return 1

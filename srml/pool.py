@@ -19,13 +19,23 @@ import numpy as np
 from .errors import SrmlError
 from .fitness import stats, top_k
 
+HUGE = 1e150
+"""Fitness beyond this in magnitude is scaled down before weighting: differences, spreads and
+sums of values near float64's limit overflow (1e306 - -1e306 is inf) and gave NaN
+probabilities. Every rule is invariant to a common positive scale, so the probabilities stay
+the same; below it nothing changes, bit for bit."""
+
 
 def _finite_or_uniform(fitness: np.ndarray, weights_of_finite) -> np.ndarray:
     ok = np.isfinite(fitness)
     if not ok.any():
         return np.ones_like(fitness)
+    f = fitness[ok]
+    top = np.abs(f).max()
+    if top > HUGE:
+        f = f / top
     w = np.zeros_like(fitness)
-    w[ok] = weights_of_finite(fitness[ok])
+    w[ok] = weights_of_finite(f)
     return w
 
 

@@ -6,6 +6,10 @@ population. Every other backend is tested against this one.
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
+
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
@@ -38,6 +42,38 @@ def make_vector_env(env_id: str, n: int, env_kwargs: dict) -> gym.vector.VectorE
     )
 
 
+class StepTimeout(BaseException):
+    """Raised by SIGALRM inside an env's step; a BaseException so that an env's own broad
+    ``except Exception`` cannot swallow it."""
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Interrupt the block after ``seconds`` (0: never) with :class:`StepTimeout`.
+
+    SIGALRM, in the main thread only: a watchdog thread could notice a hung env but not stop
+    it, and only the main thread receives signals. An env stuck in C code that never returns
+    to the interpreter is not interrupted (nothing short of killing the process is)."""
+    if (
+        not seconds
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise StepTimeout
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def reference_forward(genomes, views, layout, x, active):
     """The network step of the numpy reference: ``forward`` on the genomes' named views."""
     return forward(views, layout, x, active)
@@ -67,7 +103,7 @@ class NumpyBackend:
         genomes = np.array(genomes, np.float32, copy=True)
         views = t.layout.views(genomes)
         keys = rng.lane_keys(seed, np.arange(b))
-        obs, _ = self.venv.reset(seed=seed)
+        obs, _ = self._env_call("reset", lambda: self.venv.reset(seed=seed))
         prev_act, prev_rew = t.codec.no_action(b), np.zeros(b, np.float32)
         first = np.ones(b, bool)  # the step about to be taken begins an episode
         skip = np.zeros(b, bool)  # NEXT_STEP envs: this call only resets the lane
@@ -81,10 +117,7 @@ class NumpyBackend:
             y = self.forward(genomes, views, t.layout, x, active)
             u = rng.uniforms(keys, rng.STREAM_ACTION, step)
             a = t.codec.decode(y, u, t.sample_actions)
-            try:
-                obs, r, term, trunc, _ = self.venv.step(a)
-            except Exception as e:  # an env bug must not look like ours
-                raise SrmlError(f"env {t.env_id!r} raised in step: {type(e).__name__}: {e}") from e
+            obs, r, term, trunc, _ = self._env_call("step", lambda a=a: self.venv.step(a))
             r = np.asarray(r, np.float64)
             if record:
                 for store, v in zip(
@@ -101,6 +134,24 @@ class NumpyBackend:
             else:
                 first = done
         return finalize(genomes, returns, episodes, b * t.lifetime, trace)
+
+    def _env_call(self, what: str, call):
+        """``call()`` (the vector env's reset or step), with the env's exceptions and hangs
+        made one line naming the env (the run loop adds the generation)."""
+        t = self.task
+        try:
+            with time_limit(t.step_timeout):
+                return call()
+        except StepTimeout:
+            raise SrmlError(
+                f"env {t.env_id!r} did not return from {what} within --step-timeout "
+                f"{t.step_timeout:g} s ({self.batch} envs together)"
+            ) from None
+        except SrmlError:
+            raise
+        except Exception as e:  # an env bug must not look like ours
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise SrmlError(f"env {t.env_id!r} raised in {what}: {type(e).__name__}: {msg}") from e
 
     def close(self):
         self.venv.close()

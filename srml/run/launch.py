@@ -44,8 +44,7 @@ def start(cfg: Config, out: Path | None = None, note: str = "") -> Path:
     cfg.validate()
     check_method(cfg.method, cfg.method_options)
     out = Path(out or cfg.out or default_out(cfg))
-    if (out / "log.jsonl").exists():
-        raise SrmlError(f"{out} already holds a run; choose another --out (or --resume {out})")
+    rundir.check_out(out)  # names, a file in the way, permissions: before the env is made
     if cfg.workers:
         return run_islands(cfg, out, note)
     task = make_task(cfg)  # env and spaces: cheap, and the genome size the checks below need

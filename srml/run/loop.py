@@ -114,8 +114,11 @@ def drive(obj, out: Path | None, callback=None, progress: bool | None = None,
                 try:
                     new = driver.advance(t0)
                 except SrmlError as e:
+                    if isinstance(e, RunInterrupted):
+                        raise
                     if out is None or not (out / "log.jsonl").exists():
-                        raise  # a failed start: new_run_dir removes what it made
+                        # a failed start: new_run_dir removes what it made
+                        raise SrmlError(f"{e} (in generation {before + 1})") from None
                     raise SrmlError(
                         f"{e} (in generation {before + 1}; the run is kept up to its last "
                         f"checkpoint: srml run --resume {out})"

@@ -31,7 +31,15 @@ from .sinks import rewrite_csv
 
 EXTENDABLE = ("total_steps", "generations")
 """Limits --resume may raise (0 means no limit): a longer run continues the same trajectory."""
-FREE = ("progress", "checkpoint_every", "threads", "ray_address", "worker_cpus", "tensorboard")
+FREE = (
+    "progress",
+    "checkpoint_every",
+    "threads",
+    "ray_address",
+    "worker_cpus",
+    "tensorboard",
+    "step_timeout",
+)
 """Settings --resume may change: they do not change what the run computes."""
 
 

@@ -295,7 +295,6 @@ def check_out(out: Path, need_bytes: int = MIN_FREE) -> None:
     empty, a file or under one, not writable, a name too long, or too little free space for
     the checkpoint (``need_bytes``)."""
     out = Path(out)
-    _refuse_unusable(out)
     long = [p for p in out.parts if len(os.fsencode(p)) > NAME_MAX]
     if long:
         raise SrmlError(
@@ -304,6 +303,7 @@ def check_out(out: Path, need_bytes: int = MIN_FREE) -> None:
         )
     if len(os.fsencode(str(out.absolute()))) >= 4000:
         raise SrmlError("--out: the path is too long; use a shorter one")
+    _refuse_unusable(out)
     base = out.absolute()
     while not base.exists() and base != base.parent:  # the nearest existing ancestor
         if base.is_symlink():
