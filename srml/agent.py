@@ -162,16 +162,16 @@ class Agent:
         first = first or not self._started
         self._started = True
         x = self.codec.encode(
-            np.asarray(obs)[None], self._prev_action, np.float32(reward), np.array([first]),
+            self.codec.batch_one(obs), self._prev_action, np.float32(reward), np.array([first]),
             self.layout.padded_in,
         )  # fmt: skip
         active = None if self.cfg.self_modify else np.zeros(1)
         y = forward(self._views, self.layout, x, active)
-        u = rng.uniforms(self._key, rng.STREAM_ACTION, self._t)
+        u = self.codec.uniforms(self._key, self._t)
         a = self.codec.decode(y, u, self.cfg.sample_actions)
         self._t += 1
-        self._prev_action = a
-        return int(a[0]) if self.codec.discrete_act else a[0]
+        self._prev_action = self.codec.features(a)
+        return self.codec.unbatch(a)
 
     __call__ = act
 

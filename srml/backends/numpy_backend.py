@@ -112,21 +112,22 @@ class NumpyBackend:
         frozen = np.zeros(b)
         for step in range(t.lifetime):
             act_now = ~skip
-            x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in)
+            try:
+                x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in)
+            except SrmlError as e:  # an observation outside the env's own space
+                raise SrmlError(f"env {t.env_id!r}: {e}") from None
             active = frozen if not t.self_modify else (act_now if skip.any() else None)
             y = self.forward(genomes, views, t.layout, x, active)
-            u = rng.uniforms(keys, rng.STREAM_ACTION, step)
-            a = t.codec.decode(y, u, t.sample_actions)
+            a = t.codec.decode(y, t.codec.uniforms(keys, step), t.sample_actions)
             obs, r, term, trunc, _ = self._env_call("step", lambda a=a: self.venv.step(a))
             r = np.asarray(r, np.float64)
             if record:
-                for store, v in zip(
-                    trace, (a, np.where(act_now, r, 0.0), first & act_now), strict=True
-                ):
+                done_now = (t.codec.recorded(a), np.where(act_now, r, 0.0), first & act_now)
+                for store, v in zip(trace, done_now, strict=True):
                     store.append(v)
             episodes += first & act_now
             returns += np.where(act_now, r, 0.0)
-            prev_act = np.where(act_now.reshape((b,) + (1,) * (a.ndim - 1)), a, prev_act)
+            prev_act = np.where(act_now[:, None], t.codec.features(a), prev_act)
             prev_rew = np.where(act_now, r, prev_rew).astype(np.float32)
             done = (term | trunc) & act_now
             if self.next_step_reset:
