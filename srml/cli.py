@@ -333,6 +333,10 @@ def cmd_bench(args) -> int:
 
     if args.pop * args.lifetime > 10**10:
         raise SrmlError("--pop x --lifetime is over 1e10 agent-steps per run; choose less")
+    from .memory import check_memory
+
+    # the genomes (a few hundred floats each on this workload), their copies and the envs
+    check_memory(args.pop * 4096, f"srml bench --pop {args.pop}", advice="lower --pop")
     r = bench(
         args.env, args.backend, args.pop, args.lifetime, args.repeats, args.twin, args.threads
     )

@@ -23,7 +23,7 @@ from .backends import DeviceBatch, Rollout
 from .device_pool import DevicePool
 from .errors import SrmlError
 from .memory import check_memory, run_bytes
-from .method import Method, expect_array
+from .method import Method, check_meta, expect_array
 from .pool import Pool
 
 
@@ -151,15 +151,7 @@ class FME(Method):
         return {**{f"pool_{k}": v for k, v in self.pool.state().items()}, "founders": self.founders}
 
     def load_arrays(self, arrays: dict) -> None:
-        G, c = self.task.layout.size, self.cfg
-        pool_state = {k[5:]: v for k, v in arrays.items() if k.startswith("pool_")}
-        try:
-            pool = Pool.from_state(pool_state, G)
-        except SrmlError as e:
-            raise SrmlError(f"checkpoint: {e}") from None
-        if pool.capacity != c.pool_size:
-            raise SrmlError(f"checkpoint pool holds {pool.capacity}, config says {c.pool_size}")
-        founders = expect_array(arrays, "founders", (c.n_founders, G), np.float32)
+        pool, founders = fme_arrays(arrays, self.cfg, self.task.layout.size)
         if self.xp is not None:
             pool = DevicePool.from_pool(pool, self.xp)
         self.pool, self.founders, self._d_founders = pool, founders, None
@@ -180,3 +172,24 @@ def check_device_memory(xp, pool_size: int, G: int, n_founders: int, batch: int)
             f"GiB of GPU memory, {free / 2**30:.1f} GiB are free (smaller --pool-size or "
             "--batch, or --method-options '{\"device_pool\": false}')"
         )
+
+
+def fme_arrays(arrays: dict, c, G: int) -> tuple[Pool, np.ndarray]:
+    """The pool and founders of an FME checkpoint, every array checked against config ``c``
+    and genome size ``G`` (SrmlError naming the first that does not fit)."""
+    pool_state = {k[5:]: v for k, v in arrays.items() if k.startswith("pool_")}
+    try:
+        pool = Pool.from_state(pool_state, G)
+    except SrmlError as e:
+        raise SrmlError(f"checkpoint: {e}") from None
+    if pool.capacity != c.pool_size:
+        raise SrmlError(f"checkpoint pool holds {pool.capacity}, config says {c.pool_size}")
+    founders = expect_array(arrays, "founders", (c.n_founders, G), np.float32)
+    return pool, founders
+
+
+def check_state(arrays: dict, meta: dict, c, G: int) -> None:
+    """What ``FME.load_state`` would refuse, checked without building an FME (an island
+    driver checks its workers' states before sending them)."""
+    fme_arrays(arrays, c, G)
+    check_meta(meta)
