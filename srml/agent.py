@@ -99,10 +99,12 @@ class Agent:
             raise SrmlError(f"no agent file at {path}") from None
         except Exception as e:
             raise SrmlError(f"{path} is not an srml agent file: {e}") from None
-        if meta.get("format") != AGENT_FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != AGENT_FORMAT:
             raise SrmlError(f"{path} is not an srml agent file")
         if meta.get("version", 0) > AGENT_VERSION:
             raise SrmlError(f"{path} was written by a newer srml; upgrade srml")
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), str):
+            raise SrmlError(f"{path} has no usable config")
         try:
             cfg = from_dict(tomllib.loads(meta["config"]))
         except (KeyError, tomllib.TOMLDecodeError) as e:

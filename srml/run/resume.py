@@ -80,6 +80,8 @@ def merge_config(saved: Config, given: dict, run_dir: Path) -> Config:
 
 
 def checkpoint_config(meta: dict, path: Path) -> Config:
+    if not isinstance(meta.get("config"), str):
+        raise SrmlError(f"checkpoint {path} has no usable config (not TOML text)")
     try:
         return from_dict(tomllib.loads(meta["config"]))
     except (KeyError, TypeError, tomllib.TOMLDecodeError, SrmlError) as e:
