@@ -220,14 +220,15 @@ def config_and_note(args: argparse.Namespace) -> tuple[Config, str]:
     """The config the flags and ``--config`` give, and a note on where ``out`` came from.
 
     A TOML file is often shared or copied, so its ``out`` is not taken silently: it is
-    honoured with a note, except where it names the file's own directory. That is a saved
-    run's config.toml, and ``srml run --config RUN/config.toml`` repeats the run in a new
+    honoured with a note, except in a saved run's config.toml (the file sits in a run
+    directory, or its ``out`` names the file's own directory): ``srml run --config RUN/config.toml`` repeats the run in a new
     directory instead of being refused for writing into the old one."""
     file = dict(load_toml(args.config)) if args.config else {}
     note = ""
     if file.get("out") and args.out is None:
         here = Path(args.config).resolve().parent
-        if isinstance(file["out"], str) and Path(file["out"]).resolve() == here:
+        saved_run = (here / "log.jsonl").exists() or (here / "pool.npz").exists()
+        if saved_run or (isinstance(file["out"], str) and Path(file["out"]).resolve() == here):
             del file["out"]
             note = f"srml: {args.config} is a saved run's config; the repeat gets a new directory"
         else:

@@ -84,7 +84,7 @@ class Config:
     seed: int = 0
     """Seeds pool sampling, founders and every rollout (0 to 2**63 - 1)."""
     out: str = ""
-    """Run directory (new or empty); empty means runs/<env>-s<seed>-<timestamp>. From a --config file it is honoured with a note, except where it names that file's own directory (a saved run's config: the repeat gets a new directory)."""
+    """Run directory (new or empty); empty means runs/<env>-s<seed>-<timestamp>. From a --config file it is honoured with a note, except in a saved run's config.toml (the repeat gets a new directory)."""
     checkpoint_every: int = 50
     """Write pool.npz every this many generations (and always at the end)."""
     progress: bool = True

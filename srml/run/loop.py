@@ -161,8 +161,8 @@ def writing(out: Path):
         yield
     except OSError as e:
         raise SrmlError(
-            f"cannot write to {out}: {e.strerror or e} (the last checkpoint is intact: fix "
-            f"that, then srml run --resume {out})"
+            f"cannot write to {out}: {e.strerror or e}; the last checkpoint is intact: fix "
+            f"that, then srml run --resume {out}"
         ) from None
 
 
