@@ -341,7 +341,7 @@ def test_env_error_in_an_island_is_one_line(cluster, tmp_path, capsys):
     out = tmp_path / "never"
     thread, code = main_in_thread(
         ["run", "--workers", "2", "--env", "srml_test_badenv:test/Explodes-v0", *FLAGS,
-         "--generations", "2", "--out", str(out)]
+         "--generations", "3", "--out", str(out)]
     )  # fmt: skip
     thread.join(timeout=120)
     lines = capsys.readouterr().err.strip().splitlines()
@@ -410,7 +410,7 @@ def test_env_raising_in_reset_in_an_island_is_one_line(cluster, tmp_path, capsys
     out = tmp_path / "never"
     thread, code = main_in_thread(
         ["run", "--workers", "2", "--env", "srml_test_badreset:test/BadReset-v0", *FLAGS,
-         "--generations", "2", "--out", str(out)]
+         "--generations", "3", "--out", str(out)]
     )  # fmt: skip
     thread.join(timeout=120)
     lines = capsys.readouterr().err.strip().splitlines()
