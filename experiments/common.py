@@ -69,6 +69,8 @@ class Plan:
     """label -> {"method": registry name, **Config fields, **Options fields}."""
     extra: dict = field(default_factory=dict)
     """The mode's other keys, for the script (e.g. snapshots)."""
+    mode_config: dict = field(default_factory=dict)
+    """Config fields of the mode ([full.config] / [quick.config]), above env_config."""
 
     def run_config(self, env: str, label: str, seed: int) -> tuple[str, Config, dict]:
         """(method name, Config, options) of one run."""
@@ -82,16 +84,23 @@ class Plan:
         unknown = set(spec) - CONFIG_FIELDS
         if unknown:
             raise SrmlError(f"[methods.{label}]: unknown keys {sorted(unknown)}")
-        merged = {**self.config, **self.env_config.get(env, {}), **spec, "env": env, "seed": seed}
+        merged = {
+            **self.config, **self.env_config.get(env, {}), **self.mode_config, **spec,
+            "env": env, "seed": seed,
+        }  # fmt: skip
         merged.setdefault("progress", False)
         return name, from_dict(merged).validate(), options
 
 
-def parse_args(doc: str, script: str, argv=None) -> argparse.Namespace:
+def parse_args(doc: str, script: str, argv=None, modes: tuple = ()) -> argparse.Namespace:
+    """The flags every experiment takes; ``modes`` names extra TOML sections a flag selects
+    (e.g. ``--tune`` runs the [tune] section instead of [full])."""
     p = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help="the smoke-test mode (under a minute)")
+    for m in modes:
+        p.add_argument(f"--{m}", action="store_true", help=f"run the [{m}] section of the TOML")
     p.add_argument(
         "--out", type=Path, default=None, help="output directory (results.json, figures)"
     )
@@ -104,9 +113,15 @@ def parse_args(doc: str, script: str, argv=None) -> argparse.Namespace:
     p.add_argument("--backend", default=None, help="override the backend of every run")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
     args = p.parse_args(argv)
+    chosen = [m for m in modes if getattr(args, m)]
+    if len(chosen) + args.quick > 1:
+        p.error("choose at most one of --quick" + "".join(f", --{m}" for m in modes))
+    args.mode = "quick" if args.quick else (chosen[0] if chosen else "full")
     if args.out is None:
         args.out = (
-            Path("runs") / "experiments" / (Path(script).stem + ("-quick" if args.quick else ""))
+            Path("runs")
+            / "experiments"
+            / (Path(script).stem + ("" if args.mode == "full" else f"-{args.mode}"))
         )
     return args
 
@@ -117,11 +132,14 @@ def load_plan(args: argparse.Namespace, methods: dict | None = None) -> Plan:
             d = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise SrmlError(f"cannot read {args.config}: {e}") from None
-    mode = "quick" if args.quick else "full"
+    mode = getattr(args, "mode", "quick" if args.quick else "full")
+    if mode not in d:
+        raise SrmlError(f"{args.config} has no [{mode}] section")
     m = dict(d.get(mode, {}))
-    config = {**d.get("config", {}), **m.pop("config", {})}
+    config = dict(d.get("config", {}))
+    mode_config = dict(m.pop("config", {}))
     if args.backend:
-        config["backend"] = args.backend
+        mode_config["backend"] = args.backend
     plan = Plan(
         experiment=d.get("experiment", Path(args.config).stem),
         mode=mode,
@@ -132,6 +150,7 @@ def load_plan(args: argparse.Namespace, methods: dict | None = None) -> Plan:
         env_config=d.get("env_config", {}),
         methods=methods if methods is not None else d.get("methods", {}),
         extra={k: v for k, v in m.items() if k != "seeds"},
+        mode_config=mode_config,
     )
     if not plan.methods:
         raise SrmlError(f"{args.config} names no [methods.*]")

@@ -107,6 +107,7 @@ class DevicePool:
         self.d_ids = xp.full(capacity, -1, np.int64)
         self.d_parent = xp.full(capacity, -1, np.int64)
         self.d_founder = xp.full(capacity, -1, np.int64)
+        self.d_runs = xp.zeros(capacity, np.int64)  # the CPU pool's record counts (credit)
 
     # --- selection, insertion, eviction (on the device) ---------------------------------------
     def weights(self, rule: str = "proportional", temperature: float = 1.0):
@@ -168,7 +169,21 @@ class DevicePool:
         self.d_ids[rows] = new_ids
         self.d_parent[rows] = -1 if parent is None else xp.asarray(parent)
         self.d_founder[rows] = new_ids if founder is None else xp.asarray(founder)
+        self.d_runs[rows] = 1
         return rows
+
+    def batch(self, genomes: np.ndarray) -> DeviceBatch:
+        """Host genomes (B, G) as a device batch (G, B)."""
+        host = np.ascontiguousarray(np.asarray(genomes, np.float32).T)
+        return DeviceBatch(self.xp.asarray(host), self.xp)
+
+    def members(self, rows) -> tuple:
+        """(ids, founder ids) of the members at device indices ``rows`` (device arrays)."""
+        return self.d_ids[rows], self.d_founder[rows]
+
+    def perturb(self, batch: DeviceBatch, noise: np.ndarray) -> DeviceBatch:
+        """``batch`` plus host ``noise`` (B, G), on the device."""
+        return DeviceBatch(batch.data + self.xp.asarray(np.ascontiguousarray(noise.T)), self.xp)
 
     # --- host views ----------------------------------------------------------------------------
     def host_fitness(self) -> np.ndarray:
@@ -253,3 +268,29 @@ class DevicePool:
     def to_host(self) -> Pool:
         """A host :class:`Pool` with the same members and counters."""
         return Pool.from_state(self.state(), self.genome_size)
+
+
+def make_pool(cfg, backend, G: int, device: bool):
+    """FME's pool of ``G``-weight genomes: in GPU memory when the backend takes device batches
+    and ``device`` (the ``device_pool`` option) allows it, else on the host."""
+    if device and getattr(backend, "accepts_device_batch", False):
+        check_device_memory(backend.xp, cfg.pool_size, G, cfg.n_founders, cfg.batch)
+        return DevicePool(cfg.pool_size, G, backend.xp)
+    return Pool(cfg.pool_size, G)
+
+
+def check_device_memory(xp, pool_size: int, G: int, n_founders: int, batch: int) -> None:
+    """Refuse in one line a device pool that cannot fit in the GPU's free memory."""
+    if xp is np:
+        return
+    need = 4 * G * (pool_size + n_founders + 4 * batch) + 48 * pool_size
+    try:
+        free = int(xp.cuda.runtime.memGetInfo()[0])
+    except Exception:
+        return
+    if need > free:
+        raise SrmlError(
+            f"a device pool of {pool_size} genomes x {G} weights needs about {need / 2**30:.1f} "
+            f"GiB of GPU memory, {free / 2**30:.1f} GiB are free (smaller --pool-size or "
+            "--batch, or --method-options '{\"device_pool\": false}')"
+        )

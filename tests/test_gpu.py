@@ -265,7 +265,7 @@ def test_fme_on_the_device_pool_equals_the_host_pool(kw):
         np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
     np.testing.assert_array_equal(a.population_fitness(), b.population_fitness())
-    for x, y in zip(a.lineage(), b.lineage(), strict=True):
+    for x, y in zip(a.pool.lineage(), b.pool.lineage(), strict=True):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a.candidates(), b.candidates())
     np.testing.assert_array_equal(a.candidates_fitness(), b.candidates_fitness())
@@ -445,7 +445,7 @@ def test_device_paths_with_a_non_numpy_array_module(monkeypatch):
     fake = _fake_cupy()
     monkeypatch.setattr(cb, "device_array_module", lambda: fake)
     a, b = _fme(selection="rank"), _fme(selection="rank", device_pool=False)
-    assert a.xp is fake and a.backend.xp is fake
+    assert a.pool.xp is fake and a.backend.xp is fake
     for _ in range(4):
         a.step(), b.step()
     a.pool.d_fitness[1] = -np.inf  # a blown-up member

@@ -160,7 +160,7 @@ class CudaBackend:
         d_ret, d_eps = xp.zeros(b), xp.zeros(b, np.int64)
         blocks = (b + v.threads - 1) // v.threads
         args = (d_genomes, d_keys, t.lifetime, t.sample_actions, t.self_modify, record, *rec,
-                d_ret, d_eps)  # fmt: skip
+                d_ret, d_eps, t.fitness_start)  # fmt: skip
         with warnings.catch_warnings():  # the simulator runs the uint64 hash on numpy scalars,
             warnings.simplefilter("ignore", RuntimeWarning)  # in threads (errstate is per thread)
             if self.compiled:

@@ -98,7 +98,7 @@ def generation_kernel(spec: NetSpec, twin, genome_size: int, variant: Variant):
     """The compiled kernel of ``variant`` (cached per network, twin and variant):
 
     ``kernel[blocks, variant.threads](genomes, keys, lifetime, sample, self_modify, record,
-    rec_a, rec_r, rec_f, returns, episodes)`` with genomes ``(B, G)`` for ``rows``, else
+    rec_a, rec_r, rec_f, returns, episodes, t0)`` (t0: Task.fitness_start) with genomes ``(B, G)`` for ``rows``, else
     ``(G, B)``; rewrites the genomes in place."""
     key = (spec, twin.id, tuple(sorted(twin.params.items())), genome_size, variant)
     if key not in _CACHE:
@@ -122,7 +122,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
 
         @jit
         def kernel(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f,
-                   returns, episodes):  # fmt: skip
+                   returns, episodes, t0):  # fmt: skip
             i = cuda.grid(1)
             if i >= genomes.shape[0]:
                 return
@@ -142,7 +142,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
                 y = cuda.local.array(act_dim, f32)
             ret, eps = run_agent(
                 genomes[i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1, out,
-                pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record,
+                pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
             )  # fmt: skip
             returns[i] = ret
             episodes[i] = eps
@@ -156,7 +156,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
 
         @jit
         def kernel(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f,
-                   returns, episodes):  # fmt: skip
+                   returns, episodes, t0):  # fmt: skip
             i = cuda.grid(1)
             if i >= genomes.shape[1]:
                 return
@@ -176,7 +176,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
                 y = cuda.local.array(act_dim, f32)
             ret, eps = run_agent(
                 genomes[:, i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1,
-                out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record,
+                out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
             )  # fmt: skip
             returns[i] = ret
             episodes[i] = eps
@@ -187,7 +187,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
 
         @jit
         def kernel(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f,
-                   returns, episodes):  # fmt: skip
+                   returns, episodes, t0):  # fmt: skip
             sm = cuda.shared.array((G, T), f32)
             tid = cuda.threadIdx.x
             i = cuda.blockIdx.x * T + tid
@@ -211,7 +211,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
                 y = cuda.local.array(act_dim, f32)
             ret, eps = run_agent(
                 sm[:, tid], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1,
-                out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record,
+                out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
             )  # fmt: skip
             for j in range(G):
                 genomes[j, i] = sm[j, tid]
@@ -223,7 +223,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
     # shared genome and shared scratch: every buffer a column of a (n, T) shared array
     @jit
     def kernel(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f,
-               returns, episodes):  # fmt: skip
+               returns, episodes, t0):  # fmt: skip
         sm = cuda.shared.array((G, T), f32)
         s_state = cuda.shared.array((state_dim, T), f64)
         s_obs = cuda.shared.array((obs_dim, T), f32)
@@ -251,7 +251,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
         ret, eps = run_agent(
             sm[:, tid], keys[i], lifetime, sample, self_modify, s_state[:, tid], s_obs[:, tid],
             x, h0, h1, s_out[:, tid], s_pk[:, tid], s_pq[:, tid], s_lr[:, tid], y,
-            s_act[:, tid], rec_a, rec_r, rec_f, i, record,
+            s_act[:, tid], rec_a, rec_r, rec_f, i, record, t0,
         )  # fmt: skip
         for j in range(G):
             genomes[j, i] = sm[j, tid]

@@ -74,9 +74,10 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
-def reference_forward(genomes, views, layout, x, active):
-    """The network step of the numpy reference: ``forward`` on the genomes' named views."""
-    return forward(views, layout, x, active)
+def reference_forward(genomes, views, layout, x, active, u=None, keys=None, step=0):
+    """The network step of the numpy reference: ``forward`` on the genomes' named views
+    (``u``: the uniforms of sampled keys; ``keys``/``step`` serve compiled steps)."""
+    return forward(views, layout, x, active, u)
 
 
 class NumpyBackend:
@@ -110,14 +111,20 @@ class NumpyBackend:
         returns, episodes = np.zeros(b), np.zeros(b, np.int64)
         trace = ([], [], []) if record else None
         frozen = np.zeros(b)
+        K, slots, t0 = t.codec.noise_inputs, t.layout.key_slots, t.fitness_start
+        ep_ret, in_ep = np.zeros(b), np.zeros(b, bool)  # fitness_start > 0: whole episodes
         for step in range(t.lifetime):
             act_now = ~skip
+            noise = None
+            if K:
+                noise = 2.0 * rng.step_uniforms(keys, rng.STREAM_NOISE, step, K) - 1.0
             try:
-                x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in)
+                x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in, noise)
             except SrmlError as e:  # an observation outside the env's own space
                 raise SrmlError(f"env {t.env_id!r}: {e}") from None
             active = frozen if not t.self_modify else (act_now if skip.any() else None)
-            y = self.forward(genomes, views, t.layout, x, active)
+            uk = rng.step_uniforms(keys, rng.STREAM_KEY, step, slots) if slots else None
+            y = self.forward(genomes, views, t.layout, x, active, uk, keys, step)
             a = t.codec.decode(y, t.codec.uniforms(keys, step), t.sample_actions)
             obs, r, term, trunc, _ = self._env_call("step", lambda a=a: self.venv.step(a))
             r = np.asarray(r, np.float64)
@@ -125,15 +132,27 @@ class NumpyBackend:
                 done_now = (t.codec.recorded(a), np.where(act_now, r, 0.0), first & act_now)
                 for store, v in zip(trace, done_now, strict=True):
                     store.append(v)
-            episodes += first & act_now
-            returns += np.where(act_now, r, 0.0)
+            if t0 == 0:  # every episode begun counts (the unfinished one too)
+                episodes += first & act_now
+                returns += np.where(act_now, r, 0.0)
+            else:
+                in_ep |= first & act_now
+                ep_ret += np.where(act_now, r, 0.0)
             prev_act = np.where(act_now[:, None], t.codec.features(a), prev_act)
             prev_rew = np.where(act_now, r, prev_rew).astype(np.float32)
             done = (term | trunc) & act_now
+            if t0 > 0:  # an episode ending from step t0 on counts whole
+                count = done & (step >= t0)
+                returns += np.where(count, ep_ret, 0.0)
+                episodes += count
+                ep_ret[done], in_ep[done] = 0.0, False
             if self.next_step_reset:
                 first, skip = skip.copy(), done  # after a reset call, the new episode begins
             else:
                 first = done
+        if t0 > 0:  # the episode the lifetime's end cuts off counts whole
+            returns += np.where(in_ep, ep_ret, 0.0)
+            episodes += in_ep
         return finalize(genomes, returns, episodes, b * t.lifetime, trace)
 
     def _env_call(self, what: str, call):
