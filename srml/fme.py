@@ -52,8 +52,9 @@ class FME(Method):
         self._drawn = None  # (pool rows, parent ids, founder ids) of the genomes asked for
         self._readings: dict = {}  # this generation's instruments (log columns)
 
-    def check_resources(self) -> None:
-        c, G = self.cfg, self.task.layout.size  # refuse a pool that cannot fit, before allocating
+    @classmethod
+    def check_resources(cls, cfg, task) -> None:
+        c, G = cfg, task.layout.size  # refuse a pool that cannot fit, before allocating
         need = run_bytes(c.pool_size, G, c.n_founders, c.batch)
         check_memory(need, f"a pool of {c.pool_size} genomes x {G} weights")
 

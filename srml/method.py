@@ -79,15 +79,17 @@ class Method:
         self.cfg = cfg.validate()
         self.options = options if options is not None else self.Options()
         self.task = make_task(cfg)
-        self.check_resources()
+        self.check_resources(cfg, self.task)
         self.backend = backend or make_backend(cfg.backend, self.task, cfg.batch, cfg.threads)
         self.rng = np.random.default_rng(cfg.seed)  # pool sampling, initial genomes, noise
         self.generation = 0
         self.env_steps = 0
         self._asked: np.ndarray | None = None
 
-    def check_resources(self) -> None:
-        """Refuse, before any allocation, what cannot fit (FME checks its pool)."""
+    @classmethod
+    def check_resources(cls, cfg: Config, task) -> None:
+        """Refuse, before any allocation, what cannot fit (FME checks its pool); a class
+        method, so that a run can check memory before its other up-front checks."""
 
     # --- ask / evaluate / tell -------------------------------------------------------------
     def ask(self) -> np.ndarray:

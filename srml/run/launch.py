@@ -14,7 +14,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import SrmlError
 from ..memory import human, pool_bytes
-from ..methods import check_method, make_method
+from ..methods import METHODS, check_method, make_method
 from ..task import make_task
 from . import rundir
 from .islands import Islands
@@ -48,6 +48,7 @@ def start(cfg: Config, out: Path | None = None, note: str = "") -> Path:
     if cfg.workers:
         return run_islands(cfg, out, note)
     task = make_task(cfg)  # env and spaces: cheap, and the genome size the checks below need
+    METHODS[cfg.method].check_resources(cfg, task)  # memory first: a run that cannot fit at all
     rundir.check_out(out, checkpoint_bytes(cfg, task.layout.size))
     warnings = preflight_warnings(cfg, task)
     method = build_method(cfg)  # memory, backend: before any file exists
