@@ -20,7 +20,8 @@ episode has just begun; its weights persist across episodes.
 
 Actions equal the numpy reference backend's for the same inputs and random
 draws: sampled actions use ``uniform(lane_key(seed, lane), STREAM_ACTION, t)``
-with ``t`` counting the agent's steps since :meth:`reset`, as the backends do.
+with ``t`` counting the agent's steps since :meth:`reset`, as the backends do; so do
+the network variants' noise inputs (STREAM_NOISE) and sampled keys (STREAM_KEY).
 """
 
 from __future__ import annotations
@@ -163,12 +164,15 @@ class Agent:
         The network rewrites its weights on every call (unless ``self_modify`` is off)."""
         first = first or not self._started
         self._started = True
+        t, K, slots = self._t, self.codec.noise_inputs, self.layout.key_slots
+        noise = 2.0 * rng.step_uniforms(self._key, rng.STREAM_NOISE, t, K) - 1.0 if K else None
         x = self.codec.encode(
             self.codec.batch_one(obs), self._prev_action, np.float32(reward), np.array([first]),
-            self.layout.padded_in,
+            self.layout.padded_in, noise,
         )  # fmt: skip
         active = None if self.cfg.self_modify else np.zeros(1)
-        y = forward(self._views, self.layout, x, active)
+        uk = rng.step_uniforms(self._key, rng.STREAM_KEY, t, slots) if slots else None
+        y = forward(self._views, self.layout, x, active, uk)
         u = self.codec.uniforms(self._key, self._t)
         a = self.codec.decode(y, u, self.cfg.sample_actions)
         self._t += 1
