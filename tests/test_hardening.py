@@ -225,6 +225,38 @@ def test_selection_below_the_huge_threshold_is_unchanged():
     np.testing.assert_array_equal(proportional(f), f - lo + 0.01 * span)
 
 
+def test_credit_of_huge_records_stays_finite():
+    """Lineage credit's running mean of records near float64's limit (their sum overflowed
+    to inf, the worst record); below the threshold it is unchanged, bit for bit."""
+    from srml.pool import Pool
+
+    p = Pool(4, 1)
+    p.insert(np.zeros((3, 1), np.float32), np.array([1.5e308, -1.7e308, 2.0]))
+    p.credit(np.array([0, 0, 1, 2]), np.array([1.7e308, 1.6e308, -1.6e308, 4.0]))
+    np.testing.assert_allclose(p.fitness[:3], [1.6e308, -1.65e308, 3.0], rtol=1e-12)
+    q = Pool(2, 1)
+    q.insert(np.zeros((2, 1), np.float32), np.array([0.1, 7.3]))
+    q.credit(np.array([0, 0, 1]), np.array([0.7, 0.2, 1e100]))
+    assert q.fitness[0] == (0.1 * 1 + (0.7 + 0.2)) / 3 and q.fitness[1] == (7.3 + 1e100) / 2
+
+
+@pytest.mark.parametrize("rule", ["proportional", "softmax", "rank"])
+def test_device_pool_selects_among_huge_fitness_as_the_cpu_pool(rule):
+    """The GPU pool's selection rules (run here on numpy) scale huge fitness as the CPU pool's
+    do: finite probabilities, equal to the CPU pool's."""
+    from srml.device_pool import DEVICE_SELECTIONS
+    from srml.pool import SELECTIONS
+
+    for f in (np.array([1e306, -1e306, 1.7e308, -1.7e308, 3.0]),
+              np.array([1e306, -1e306, 1.7e308, -1.7e308, 3.0, np.inf]),
+              np.array([1.0, 5.0, 1e100])):  # fmt: skip
+        dev = DEVICE_SELECTIONS[rule](np, f, 1.0)
+        host = SELECTIONS[rule](f)
+        np.testing.assert_array_equal(dev, host)
+        p = dev / dev.sum()
+        assert np.isfinite(p).all()
+
+
 # --- out, help, version -------------------------------------------------------------------
 
 
