@@ -100,7 +100,7 @@ class Config:
     checkpoint_every: int = 50
     """Write pool.npz every this many generations (and always at the end)."""
     progress: bool = True
-    """Show a progress bar on stderr."""
+    """Show progress on stderr: a bar on a terminal; otherwise a plain line after the first generation, then at most every 30 s and at the end."""
     tensorboard: bool = False
     """Also write the log rows for TensorBoard under RUN_DIR/tb (needs the tensorboard extra)."""
     workers: int = 0

@@ -29,9 +29,43 @@ raise SystemExit("shadow module ran")
 """
 
 
-def _run(cmd, cwd):
+def _run(cmd, cwd, tty=False):
+    """``cmd`` in ``cwd``; with ``tty``, stderr is a terminal (so the progress bar, tqdm, is
+    drawn) and comes back as ``stderr`` all the same."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=300, env=env)
+    if not tty:
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=300, env=env)
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # not 0 columns
+    chunks = []
+
+    def drain():
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child and our copy of the terminal are closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=slave, text=True, cwd=cwd,
+                           timeout=300, env=env)  # fmt: skip
+    finally:
+        os.close(slave)
+        reader.join(10)
+        os.close(master)
+    p.stderr = b"".join(chunks).decode(errors="replace")
+    return p
 
 
 @pytest.mark.parametrize("how", ["console-script", "python-m"])
@@ -40,8 +74,10 @@ def test_modules_in_the_current_directory_never_shadow_libraries(tmp_path, how):
         (tmp_path / f"{name}.py").write_text(SHADOW)
     exe = shutil.which("srml", path=str(Path(sys.executable).parent))
     cmd = [exe] if how == "console-script" else [sys.executable, "-m", "srml"]
-    p = _run([*cmd, "run", *SHORT, "--generations=3", "--progress", "--out", "r"], tmp_path)
+    p = _run([*cmd, "run", *SHORT, "--generations=3", "--progress", "--out", "r"], tmp_path,
+             tty=True)  # fmt: skip
     assert p.returncode == 0, p.stderr
+    assert "compiling kernels" in p.stderr and "%|" in p.stderr  # tqdm's bar was drawn
     p = _run([*cmd, "plot", "r", "-o", "r.png"], tmp_path)
     assert p.returncode == 0, p.stderr
     assert not list(tmp_path.glob("*.RAN"))
@@ -255,6 +291,20 @@ def test_device_pool_selects_among_huge_fitness_as_the_cpu_pool(rule):
         np.testing.assert_array_equal(dev, host)
         p = dev / dev.sum()
         assert np.isfinite(p).all()
+
+
+def test_progress_without_a_terminal_is_plain_lines(tmp_path, capsys):
+    """stderr not a terminal (capsys; a log file, a batch job): whole lines, no carriage
+    returns; compiling said first, then generations with steps of the right total."""
+    assert main(["run", *SHORT, "--generations=3", "--progress", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err, err
+    lines = err.splitlines()
+    i = next(n for n, line in enumerate(lines) if "compiling kernels" in line)
+    assert "0 of 480 env steps" in lines[i]
+    assert lines[i + 1].startswith("srml: generation 1: 160/480 env steps (33%), pool median/max=")
+    assert any(line.startswith("srml: generation 3: 480/480 env steps (100%)") for line in lines)
+    assert all(line.startswith("srml: ") for line in lines), err
 
 
 # --- out, help, version -------------------------------------------------------------------

@@ -244,37 +244,67 @@ def warn_nonfinite(row: dict, warned: bool) -> bool:
 
 
 class Progress:
-    """A tqdm bar over env steps: 'compiling' until the first generation is done, then the
-    pool's median/max fitness and the step rate."""
+    """Progress over env steps: 'compiling' until the first generation is done, then the
+    pool's median/max fitness and the step rate. On a terminal a tqdm bar; without one (a
+    log file, a batch job) a plain line after the first generation, then at most every
+    :attr:`PLAIN_EVERY` seconds and at the end: no carriage returns piling up in one line."""
 
-    def __init__(self, cfg, initial: int = 0):
-        from tqdm import tqdm
+    PLAIN_EVERY = 30.0
 
+    def __init__(self, cfg, initial: int = 0, stream=None):
+        self.stream = sys.stderr if stream is None else stream
         per_gen = cfg.batch * cfg.lifetime * max(cfg.workers, 1)
         limits = [cfg.total_steps] if cfg.total_steps else []
         if cfg.generations:
             limits.append(cfg.generations * per_gen)
+        self.total, desc = min(limits), f"{cfg.method} {cfg.env}"
+        isatty = getattr(self.stream, "isatty", None)
+        self.plain = not (isatty is not None and isatty())
+        if self.plain:
+            self.t0, self.n0, self.last = time.perf_counter(), initial, None
+            print(
+                f"srml: {desc}: compiling kernels / first generation "
+                f"({initial:,} of {self.total:,} env steps done)",
+                file=self.stream,
+                flush=True,
+            )
+            return
+        from tqdm import tqdm
+
         self.bar = tqdm(
-            total=min(limits),
+            total=self.total,
             initial=initial,
             unit="step",
             unit_scale=True,
-            desc=f"{cfg.method} {cfg.env}",
+            desc=desc,
             leave=True,
             dynamic_ncols=True,
             mininterval=0.5,
+            file=self.stream,
         )
         self.bar.set_postfix_str("compiling kernels / first generation", refresh=True)
 
     def update(self, env_steps: int, row: dict) -> None:
-        self.bar.update(min(env_steps, self.bar.total) - self.bar.n)
-        self.bar.set_postfix_str(
-            f"pool median/max={row['pool_fitness_median']:.4g}/{row['pool_fitness_max']:.4g}",
-            refresh=False,
+        fitness = f"pool median/max={row['pool_fitness_median']:.4g}/{row['pool_fitness_max']:.4g}"
+        if not self.plain:
+            self.bar.update(min(env_steps, self.bar.total) - self.bar.n)
+            self.bar.set_postfix_str(fitness, refresh=False)
+            return
+        now, done = time.perf_counter(), min(env_steps, self.total)
+        if self.last is not None and now - self.last < self.PLAIN_EVERY and done < self.total:
+            return
+        self.last = now
+        rate = (done - self.n0) / max(now - self.t0, 1e-9)
+        print(
+            f"srml: generation {row['generation']}: {done:,}/{self.total:,} env steps "
+            f"({100 * done / self.total:.0f}%), {fitness}, {rate:.3g} steps/s",
+            file=self.stream,
+            flush=True,
         )
 
     def close(self) -> None:
-        self.bar.close()
+        if not self.plain:
+            self.bar.close()
 
 
 def run_in(method, out: Path, callback=None, progress: bool | None = None) -> list[dict]:
