@@ -127,9 +127,18 @@ PAIRS = [("box2d", "box2d"), ("dstart", "dstart"), ("md", "md"), ("md2d", "mb"),
          ("mb", "mb"), ("dict", "tuple"), ("nested", "dict"), ("tuple", "nested")]  # fmt: skip
 
 
-@pytest.mark.parametrize("obs,act", PAIRS)
-def test_numba_generic_path_matches_the_reference(obs, act):
-    task = make_task(cfg_for(obs, act))
+VARIANT = dict(noise_inputs=2, noise_to_y=False, sample_keys=True, update="tanh", hidden=[6],
+               heads=2, beta="per_block")  # fmt: skip
+"""main's network variants, all at once: with every space they must agree as well."""
+
+
+@pytest.mark.parametrize(
+    "obs,act,variant",
+    [(o, a, {}) for o, a in PAIRS] + [("nested", "dict", VARIANT), ("md2d", "mb", VARIANT)],
+    ids=[f"{o}-{a}" for o, a in PAIRS] + ["nested-dict-variants", "md2d-mb-variants"],
+)
+def test_numba_generic_path_matches_the_reference(obs, act, variant):
+    task = make_task(cfg_for(obs, act, **variant))
     genomes = task.layout.init(np.random.default_rng(7), 8, 1.0)
     ref = make_backend("numpy", task, 8).run(genomes, seed=11, record=True)
     out = make_backend("numba", task, 8).run(genomes, seed=11, record=True)
@@ -141,9 +150,13 @@ def test_numba_generic_path_matches_the_reference(obs, act):
     assert not np.allclose(out.genomes, genomes)
 
 
-@pytest.mark.parametrize("obs,act", [("dict", "tuple"), ("dstart", "dstart"), ("md", "mb")])
-def test_agent_acts_as_the_reference_lane(obs, act):
-    cfg = cfg_for(obs, act, batch=1, pool_size=1, lifetime=20)
+@pytest.mark.parametrize(
+    "obs,act,variant",
+    [("dict", "tuple", {}), ("dstart", "dstart", {}), ("md", "mb", {}), ("nested", "md", VARIANT)],
+    ids=["dict-tuple", "dstart-dstart", "md-mb", "nested-md-variants"],
+)
+def test_agent_acts_as_the_reference_lane(obs, act, variant):
+    cfg = cfg_for(obs, act, batch=1, pool_size=1, lifetime=20, **variant)
     task = make_task(cfg)
     genome = task.layout.init(np.random.default_rng(1), 1, 1.0)
     ref = make_backend("numpy", task, 1).run(genome, seed=9, record=True)
