@@ -40,8 +40,21 @@ class _Parser(argparse.ArgumentParser):
         raise SrmlError(message)
 
 
+def _choices() -> dict[str, tuple]:
+    """The values a named-choice setting takes, shown as the flag's metavar ({a,b}); the
+    config's validation refuses others in one line."""
+    from .backends import BACKENDS
+    from .pool import CREDITS, SELECTIONS
+    from .srwm import BETAS, UPDATES
+
+    return {
+        "backend": tuple(BACKENDS), "selection": tuple(SELECTIONS), "beta": tuple(BETAS),
+        "update": UPDATES, "credit": CREDITS, "twin": ("auto", "off"),
+    }  # fmt: skip
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    docs, defaults = field_docs(), Config()
+    docs, defaults, choices = field_docs(), Config(), _choices()
     for f in fields(Config):
         flag = "--" + f.name.replace("_", "-")
         names = [flag, *ALIASES.get(f.name, [])]
@@ -60,7 +73,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         elif isinstance(default, float):
             p.add_argument(*names, type=_float, metavar=f.name.upper(), **kw)
         else:
-            p.add_argument(*names, type=str, metavar=f.name.upper(), **kw)
+            meta = "{" + ",".join(choices[f.name]) + "}" if f.name in choices else f.name.upper()
+            p.add_argument(*names, type=str, metavar=meta, **kw)
 
 
 def _int(text: str) -> int:
