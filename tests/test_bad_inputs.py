@@ -75,6 +75,12 @@ def cases():
         Case("lifetime-zero", ["--lifetime", "0"], "lifetime"),
         Case("batch-over-pool", ["--batch", "64", "--pool-size", "10"], "larger than"),
         Case("unknown-flag", ["--no-such-flag"], "no-such-flag"),
+        # main's network variants
+        Case("noise-inputs-over", ["--noise-inputs", "65"], "--noise-inputs must be between"),
+        Case("fitness-from-one", ["--fitness-from", "1"], "--fitness-from must be in [0, 1)"),
+        Case("update-unknown", ["--update", "sin"], "unknown --update 'sin'"),
+        Case("credit-unknown", ["--credit", "max"], "unknown --credit 'max'"),
+        Case("toml-noise-bool", ["--config", "{work}/noise.toml"], "'noise_inputs' must be"),
         # TOML files
         Case("toml-inf", ["--config", "{work}/inf.toml"], "--init-std must be finite"),
         Case("toml-nan-int", ["--config", "{work}/nan_int.toml"], "'lifetime' must be an integer"),
@@ -180,6 +186,7 @@ def work(tmp_path, monkeypatch, finished_run):
         "broken.toml": "batch = = 3\n",
         "unknown.toml": "colour = 3\n",
         "out.toml": f'out = "{work / "full"}"\n',
+        "noise.toml": "noise_inputs = true\n",
     }.items():
         (work / name).write_text(name and text)
     (work / "latin1.toml").write_bytes('env = "CartPöle"\n'.encode("latin-1"))
