@@ -142,6 +142,14 @@ def drive(obj, out: Path | None, callback=None, progress: bool | None = None,
                     break
                 if stop.signum:
                     _interrupted(driver, out, stop.signum)
+    except KeyboardInterrupt:  # a second Ctrl-C: at once, without a checkpoint of this moment
+        if out is None or not (out / "log.jsonl").exists():
+            raise  # nothing kept (a failed start removes what it made)
+        raise RunInterrupted(
+            f"interrupted at once (a second Ctrl-C) in generation {driver.generation + 1}; the "
+            f"run is kept up to its last checkpoint: srml run --resume {out}",
+            signal.SIGINT,
+        ) from None
     finally:
         if bar is not None:
             bar.close()
