@@ -134,8 +134,8 @@ VARIANT = dict(noise_inputs=2, noise_to_y=False, sample_keys=True, update="tanh"
 
 @pytest.mark.parametrize(
     "obs,act,variant",
-    [(o, a, {}) for o, a in PAIRS] + [("nested", "dict", VARIANT), ("md2d", "mb", VARIANT)],
-    ids=[f"{o}-{a}" for o, a in PAIRS] + ["nested-dict-variants", "md2d-mb-variants"],
+    [(o, a, {}) for o, a in PAIRS] + [("nested", "dict", VARIANT)],
+    ids=[f"{o}-{a}" for o, a in PAIRS] + ["nested-dict-variants"],
 )
 def test_numba_generic_path_matches_the_reference(obs, act, variant):
     task = make_task(cfg_for(obs, act, **variant))
