@@ -14,7 +14,8 @@
 # It installs the wheels and srml under /tmp, runs benchmarks/gpu.py from /tmp (not the
 # repository root: srml.envs is mapped at install time) and leaves in $OUT: RESULTS_GPU.md,
 # gpu.log, nvidia-smi.txt. Commit RESULTS_GPU.md under benchmarks/. BUDGET (seconds, default
-# 470) bounds the benchmark so the call ends inside its 600 s.
+# 470) bounds the benchmark so the call ends inside its 600 s; GPU_ARGS adds arguments
+# (e.g. GPU_ARGS="--skip peer kernel parity solve numba --profile").
 set -o pipefail
 export PYTHONUNBUFFERED=1 NUMBA_ENABLE_CUDASIM=0
 R=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,4 +27,4 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile
 cd /tmp || exit 1
 export PYTHONPATH=/tmp/srml:/tmp/site
 python3 "$R/benchmarks/gpu.py" --peers "$R/.peers" --out "$OUT/RESULTS_GPU.md" \
-  --budget-s "${BUDGET:-470}" 2>&1 | tee "$OUT/gpu.log"
+  --budget-s "${BUDGET:-470}" $GPU_ARGS 2>&1 | tee "$OUT/gpu.log"

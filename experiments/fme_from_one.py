@@ -211,7 +211,7 @@ def self_improvement_gain(runs: dict, labels: set[str], lifetimes: int = 16) -> 
                 try:
                     for i, path in enumerate(snaps):
                         with np.load(path) as z:
-                            parents = z["genomes"]
+                            parents = z["genomes"][: cfg.batch]  # one lifetime each, one run
                         res = m.evaluate(np.resize(parents, (cfg.batch, parents.shape[1])),
                                          seed=heldout_seed(cfg.seed, 7000 + i))  # fmt: skip
                         children = res.genomes[: len(parents)]
@@ -306,7 +306,8 @@ def main(argv=None) -> int:
     thresholds = spec.get("thresholds", {})
     fme_labels = {lb for lb, m in plan.methods.items() if m.get("method", lb) == "fme"}
     gain_labels = set(spec.get("gain_methods", [])) if args.mode != "tune" else set()
-    runs = common.run_plan(plan, args.out, hook=Snapshots(gain_labels) if gain_labels else None)
+    hook = Snapshots(gain_labels) if gain_labels else None
+    runs = common.run_plan(plan, args.out, hook=hook, jobs=args.jobs)
     results = common.results_dict(plan, runs, common.command_line(__file__, argv))
     table = success_table(plan, runs, thresholds)
     results["from_one"] = table

@@ -81,7 +81,8 @@ class FME(Method):
                 up = pool.rows_of(pool.parent[rows])
                 pool.credit(up[up >= 0], rollout.fitness[up >= 0])
         if not pool.on_device:  # how much the lifetimes changed the weights, before insertion
-            self._readings = instruments.batch_readings(asked, rollout.genomes)
+            r = np.random.default_rng([self.cfg.seed, self.generation, 0x5B1B])  # not training's
+            self._readings = instruments.batch_readings(asked, rollout.genomes, parents, r)
         pool.insert(rollout.genomes, rollout.fitness, parents, founders, self.generation)
 
     # --- what the log and a user see --------------------------------------------------------

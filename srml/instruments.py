@@ -112,26 +112,39 @@ def repeatability(backend, genomes: np.ndarray, seeds: tuple[int, int]) -> tuple
     return float(np.corrcoef(fits[0], fits[1])[0, 1]), fits
 
 
-def sibling_spread(before: np.ndarray, after: np.ndarray, max_kids: int | None = None) -> float:
+def sibling_spread(
+    before: np.ndarray,
+    after: np.ndarray,
+    max_kids: int | None = None,
+    parents: np.ndarray | None = None,
+    max_groups: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> float:
     """Heritable variation: mean pairwise distance between the children of the same parent
-    (rows of ``before`` that are identical were run from one genome), divided by the parent's
-    norm; nan when no genome was run twice. Compare with :func:`weight_change`: a change that
-    every child makes alike is drift, not variation selection can use."""
+    (rows of ``before`` with the same ``parents`` id, or without ids identical rows, were run
+    from one genome), divided by the parent's norm; nan when no genome was run twice. Compare
+    with :func:`weight_change`: a change that every child makes alike is drift, not variation
+    selection can use. ``max_kids`` per parent and ``max_groups`` parents (drawn with ``rng``)
+    make it a cheaper estimate."""
     b = np.ascontiguousarray(before)
-    a = np.asarray(after, np.float64)
-    groups: dict[bytes, list[int]] = {}  # identical rows: one parent run several times
-    for i, row in enumerate(b):
-        groups.setdefault(row.tobytes(), []).append(i)
+    if parents is not None:
+        _, inverse = np.unique(np.asarray(parents), return_inverse=True)
+    else:  # identical rows: one parent run several times
+        ids: dict[bytes, int] = {}
+        inverse = np.array([ids.setdefault(row.tobytes(), len(ids)) for row in b], dtype=np.int64)
+    counts = np.bincount(inverse)
+    twice = np.flatnonzero(counts >= 2)  # parents run more than once
+    if max_groups is not None and len(twice) > max_groups:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        twice = np.sort(rng.choice(twice, max_groups, replace=False))
+    groups = [np.flatnonzero(inverse == k) for k in twice]
     out = []
-    for rows in groups.values():
-        if len(rows) < 2:
-            continue
-        rows = rows[:max_kids]  # max_kids: a cheaper estimate
-        kids = a[rows]
+    for rows in groups:
+        kids = np.asarray(after[rows[:max_kids]], np.float64)
         if not np.isfinite(kids).all():
             continue
         d = np.sqrt(((kids[:, None] - kids[None]) ** 2).sum(-1))
-        iu = np.triu_indices(len(rows), 1)
+        iu = np.triu_indices(len(kids), 1)
         out.append(d[iu].mean() / max(np.linalg.norm(b[rows[0]].astype(np.float64)), 1e-30))
     return float(np.mean(out)) if out else float("nan")
 
@@ -163,12 +176,20 @@ def pool_readings(
     return out
 
 
-def batch_readings(before, after) -> dict:
-    """Log columns of one generation's batch: ``weight_change`` (mean relative change over the
-    lifetime) and ``sibling_spread`` (how far apart the children of one parent ended up)."""
+def batch_readings(before, after, parents=None, rng=None, n: int = 512) -> dict:
+    """Log columns of one generation's batch, read off at most ``n`` lifetimes and 32 parents
+    (drawn with ``rng``) so they cost milliseconds at any batch size: ``weight_change`` (mean
+    relative change over the lifetime) and ``sibling_spread`` (how far apart the children of
+    one parent ended up; ``parents``: the drawn members' ids, or None to group identical rows)."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    rows = np.arange(len(before))
+    if len(rows) > n:
+        rows = np.sort(rng.choice(len(rows), n, replace=False))
     return {
-        "weight_change": weight_change(before, after),
-        "sibling_spread": sibling_spread(before, after, max_kids=16),
+        "weight_change": weight_change(before[rows], after[rows]),
+        "sibling_spread": sibling_spread(
+            before, after, max_kids=16, parents=parents, max_groups=32, rng=rng
+        ),
     }
 
 

@@ -230,6 +230,37 @@ def test_instruments():
     assert instruments.lineages(np.array([3, 3, 3]))[1] == pytest.approx(1.0)
 
 
+def test_sibling_spread_groups_children_by_parent():
+    r = np.random.default_rng(1)
+    parents = r.standard_normal((3, 20)).astype(np.float32)
+    ids = np.array([7, 7, 7, 9, 9, 4])  # parent 4 ran once: no spread to read
+    before = parents[[0, 0, 0, 1, 1, 2]]
+    after = before + r.standard_normal(before.shape).astype(np.float32)
+    by_rows = instruments.sibling_spread(before, after)
+    assert by_rows > 0
+    assert instruments.sibling_spread(before, after, parents=ids) == pytest.approx(by_rows)
+    clones = instruments.sibling_spread(before, before, parents=ids)  # children all alike
+    assert clones == 0
+    one = instruments.sibling_spread(before, after, parents=ids, max_groups=1, rng=r)
+    kid_sets = [after[:3], after[3:5]]
+    expected = [  # the spread of whichever single parent was drawn
+        np.mean([np.linalg.norm(a - b) for i, a in enumerate(k) for b in k[i + 1 :]])
+        / np.linalg.norm(p)
+        for k, p in zip(kid_sets, parents[:2], strict=True)
+    ]
+    assert min(abs(one - e) for e in expected) < 1e-5
+    assert np.isnan(instruments.sibling_spread(before[3:], after[3:], parents=np.arange(3)))
+
+
+def test_batch_readings_sample_large_batches():
+    r = np.random.default_rng(2)
+    before = r.standard_normal((2000, 16)).astype(np.float32)
+    after = 1.5 * before  # every genome changes by half its norm
+    row = instruments.batch_readings(before, after, np.arange(2000) // 4, r, n=100)
+    assert row["weight_change"] == pytest.approx(0.5, rel=1e-5)
+    assert row["sibling_spread"] > 0
+
+
 def test_pool_readings_of_a_one_founder_run():
     cfg = Config(founders=1, pool_size=64, batch=16, lifetime=50, generations=5)
     fme = FME(cfg)
