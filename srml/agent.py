@@ -20,7 +20,8 @@ episode has just begun; its weights persist across episodes.
 
 Actions equal the numpy reference backend's for the same inputs and random
 draws: sampled actions use ``uniform(lane_key(seed, lane), STREAM_ACTION, t)``
-with ``t`` counting the agent's steps since :meth:`reset`, as the backends do.
+with ``t`` counting the agent's steps since :meth:`reset`, as the backends do; so do
+the network variants' noise inputs (STREAM_NOISE) and sampled keys (STREAM_KEY).
 """
 
 from __future__ import annotations
@@ -99,10 +100,12 @@ class Agent:
             raise SrmlError(f"no agent file at {path}") from None
         except Exception as e:
             raise SrmlError(f"{path} is not an srml agent file: {e}") from None
-        if meta.get("format") != AGENT_FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != AGENT_FORMAT:
             raise SrmlError(f"{path} is not an srml agent file")
         if meta.get("version", 0) > AGENT_VERSION:
             raise SrmlError(f"{path} was written by a newer srml; upgrade srml")
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), str):
+            raise SrmlError(f"{path} has no usable config")
         try:
             cfg = from_dict(tomllib.loads(meta["config"]))
         except (KeyError, tomllib.TOMLDecodeError) as e:
@@ -161,17 +164,20 @@ class Agent:
         The network rewrites its weights on every call (unless ``self_modify`` is off)."""
         first = first or not self._started
         self._started = True
+        t, K, slots = self._t, self.codec.noise_inputs, self.layout.key_slots
+        noise = 2.0 * rng.step_uniforms(self._key, rng.STREAM_NOISE, t, K) - 1.0 if K else None
         x = self.codec.encode(
-            np.asarray(obs)[None], self._prev_action, np.float32(reward), np.array([first]),
-            self.layout.padded_in,
+            self.codec.batch_one(obs), self._prev_action, np.float32(reward), np.array([first]),
+            self.layout.padded_in, noise,
         )  # fmt: skip
         active = None if self.cfg.self_modify else np.zeros(1)
-        y = forward(self._views, self.layout, x, active)
-        u = rng.uniforms(self._key, rng.STREAM_ACTION, self._t)
+        uk = rng.step_uniforms(self._key, rng.STREAM_KEY, t, slots) if slots else None
+        y = forward(self._views, self.layout, x, active, uk)
+        u = self.codec.uniforms(self._key, self._t)
         a = self.codec.decode(y, u, self.cfg.sample_actions)
         self._t += 1
-        self._prev_action = a
-        return int(a[0]) if self.codec.discrete_act else a[0]
+        self._prev_action = self.codec.features(a)
+        return self.codec.unbatch(a)
 
     __call__ = act
 

@@ -40,8 +40,21 @@ class _Parser(argparse.ArgumentParser):
         raise SrmlError(message)
 
 
+def _choices() -> dict[str, tuple]:
+    """The values a named-choice setting takes, shown as the flag's metavar ({a,b}); the
+    config's validation refuses others in one line."""
+    from .backends import BACKENDS
+    from .pool import CREDITS, SELECTIONS
+    from .srwm import BETAS, UPDATES
+
+    return {
+        "backend": tuple(BACKENDS), "selection": tuple(SELECTIONS), "beta": tuple(BETAS),
+        "update": UPDATES, "credit": CREDITS, "twin": ("auto", "off"),
+    }  # fmt: skip
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    docs, defaults = field_docs(), Config()
+    docs, defaults, choices = field_docs(), Config(), _choices()
     for f in fields(Config):
         flag = "--" + f.name.replace("_", "-")
         names = [flag, *ALIASES.get(f.name, [])]
@@ -60,7 +73,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         elif isinstance(default, float):
             p.add_argument(*names, type=_float, metavar=f.name.upper(), **kw)
         else:
-            p.add_argument(*names, type=str, metavar=f.name.upper(), **kw)
+            meta = "{" + ",".join(choices[f.name]) + "}" if f.name in choices else f.name.upper()
+            p.add_argument(*names, type=str, metavar=meta, **kw)
 
 
 def _int(text: str) -> int:
@@ -218,9 +232,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    cfg = from_dict(load_toml(args.config)) if args.config else Config()
+    cfg, _ = config_and_note(args)
+    return cfg
+
+
+def config_and_note(args: argparse.Namespace) -> tuple[Config, str]:
+    """The config the flags and ``--config`` give, and a note on where ``out`` came from.
+
+    A TOML file is often shared or copied, so its ``out`` is not taken silently: it is
+    honoured with a note, except in a saved run's config.toml (the file sits in a run
+    directory, or its ``out`` names the file's own directory): ``srml run --config RUN/config.toml`` repeats the run in a new
+    directory instead of being refused for writing into the old one."""
+    file = dict(load_toml(args.config)) if args.config else {}
+    note = ""
+    if file.get("out") and args.out is None:
+        here = Path(args.config).resolve().parent
+        saved_run = (here / "log.jsonl").exists() or (here / "pool.npz").exists()
+        if saved_run or (isinstance(file["out"], str) and Path(file["out"]).resolve() == here):
+            del file["out"]
+            note = f"srml: {args.config} is a saved run's config; the repeat gets a new directory"
+        else:
+            note = f"srml: out = {file['out']!r} comes from {args.config}"
+    cfg = from_dict(file) if file else Config()
     flags = {f.name: getattr(args, f.name) for f in fields(Config)}
-    return from_dict({k: v for k, v in flags.items() if v is not None}, base=cfg)
+    return from_dict({k: v for k, v in flags.items() if v is not None}, base=cfg), note
 
 
 def given_settings(args: argparse.Namespace) -> dict:
@@ -238,7 +273,8 @@ def cmd_run(args) -> int:
     else:
         from .run.launch import start
 
-        out = start(config_from_args(args))  # validates, saying what the recipe set
+        cfg, note = config_and_note(args)
+        out = start(cfg, note=note)  # validates, saying what the recipe set
     print(f"srml: run written to {out}", file=sys.stderr)
     return 0
 
@@ -326,6 +362,10 @@ def cmd_bench(args) -> int:
 
     if args.pop * args.lifetime > 10**10:
         raise SrmlError("--pop x --lifetime is over 1e10 agent-steps per run; choose less")
+    from .memory import check_memory
+
+    # the genomes (a few hundred floats each on this workload), their copies and the envs
+    check_memory(args.pop * 4096, f"srml bench --pop {args.pop}", advice="lower --pop")
     r = bench(
         args.env, args.backend, args.pop, args.lifetime, args.repeats, args.twin, args.threads
     )
@@ -343,13 +383,19 @@ COMMANDS = {
 }
 
 
+def one_line(e: BaseException) -> str:
+    """An error message as the one line it is promised to be (an env's exception text may
+    span several)."""
+    return " / ".join(line.strip() for line in str(e).splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except SrmlError as e:
         code = getattr(e, "exit_code", 2)  # a signal: 128 + its number
-        print(f"srml: {'error: ' if code == 2 else ''}{e}", file=sys.stderr)
+        print(f"srml: {'error: ' if code == 2 else ''}{one_line(e)}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print("srml: interrupted", file=sys.stderr)
@@ -358,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SRML_DEBUG"):
             raise
         print(
-            f"srml: internal error: {type(e).__name__}: {e} (SRML_DEBUG=1 shows more)",
+            f"srml: internal error: {type(e).__name__}: {one_line(e)} (SRML_DEBUG=1 shows more)",
             file=sys.stderr,
         )
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -20,6 +21,14 @@ from .errors import SrmlError
 from .pool import CREDITS, SELECTIONS
 from .run.rundir import atomic_write_bytes
 from .srwm import BETAS, UPDATES
+
+MAX_SEED = 2**63 - 1
+"""Seeds are hashed as unsigned 64-bit integers and numpy's RNG takes them; 63 bits keep
+them clear of sign trouble everywhere."""
+
+
+def _dash(name: str) -> str:
+    return name.replace("_", "-")
 
 
 @dataclass
@@ -45,7 +54,7 @@ class Config:
     lifetime: int = 500
     """S: env steps in one execution of a genome; episodes inside it do not reset the weights."""
     total_steps: int = 20_000_000
-    """Stop after this many agent-steps (B * S per generation); 0 means no limit."""
+    """Stop after this many agent-steps (B * S per generation, so the last generation may pass it by up to B * S - 1); 0 means no limit."""
     generations: int = 0
     """Stop after this many generations; 0 means no limit. The first limit reached stops."""
     selection: str = "auto"
@@ -61,7 +70,7 @@ class Config:
     hidden: list[int] = field(default_factory=list)
     """Widths of hidden SRWM layers (tanh between layers); empty means one layer."""
     heads: int = 1
-    """Heads per layer (a block-diagonal W); widths are padded to a multiple of it."""
+    """Heads per layer (a block-diagonal W); input and output widths are padded to a multiple of it, --hidden widths must be multiples of it."""
     beta: str = "auto"
     """SRWM learning rates: single (one per head) or per_block (one per row block y, k, q, b); auto: per_block with --founders 1, else single."""
     update: str = "delta"
@@ -85,13 +94,13 @@ class Config:
     episode_flag: bool = True
     """Feed a flag that is 1 on the first step of each episode."""
     seed: int = 0
-    """Seeds pool sampling, founders and every rollout."""
+    """Seeds pool sampling, founders and every rollout (0 to 2**63 - 1)."""
     out: str = ""
-    """Run directory; empty means runs/<env>-<timestamp>."""
+    """Run directory (new or empty); empty means runs/<env>-s<seed>-<timestamp>. From a --config file it is honoured with a note, except in a saved run's config.toml (the repeat gets a new directory)."""
     checkpoint_every: int = 50
     """Write pool.npz every this many generations (and always at the end)."""
     progress: bool = True
-    """Show a progress bar on stderr."""
+    """Show progress on stderr: a bar on a terminal; otherwise a plain line after the first generation, then at most every 30 s and at the end."""
     tensorboard: bool = False
     """Also write the log rows for TensorBoard under RUN_DIR/tb (needs the tensorboard extra)."""
     workers: int = 0
@@ -104,6 +113,8 @@ class Config:
     """Islands send their best genomes to the next island every this many generations."""
     migrants: int = 8
     """How many of its best genomes each island sends at a migration (0: isolated islands)."""
+    step_timeout: float = 60.0
+    """Generic path (a Gymnasium env without a compiled twin): stop when one step (or reset) of the B envs together takes longer than this many seconds; 0 waits forever."""
 
     def validate(self) -> Config:
         """Check every field (one-line SrmlError) and resolve the ``auto`` fields in place
@@ -115,6 +126,20 @@ class Config:
             if not ok:
                 raise SrmlError(msg)
 
+        for f in fields(self):  # a TOML file can hold what the flags' parsers refuse
+            v = getattr(self, f.name)
+            if isinstance(v, float):
+                need(math.isfinite(v), f"--{_dash(f.name)} must be finite, got {v}")
+        need(
+            0 <= self.seed <= MAX_SEED,
+            f"--seed must be between 0 and 2**63 - 1, got {self.seed}",
+        )
+        need(
+            all(isinstance(h, int) and not isinstance(h, bool) for h in self.hidden),
+            f"--hidden must be a list of integers, got {self.hidden!r}",
+        )
+        need(self.heads >= 1, f"--heads must be >= 1, got {self.heads}")
+        need(self.step_timeout >= 0, f"--step-timeout must be >= 0, got {self.step_timeout}")
         need(self.pool_size >= 1, f"--pool-size must be >= 1, got {self.pool_size}")
         need(self.batch >= 1, f"--batch must be >= 1, got {self.batch}")
         need(
@@ -153,8 +178,8 @@ class Config:
         )
         need(self.worker_cpus >= 1, f"--worker-cpus must be >= 1, got {self.worker_cpus}")
         need(self.migrate_every >= 1, f"--migrate-every must be >= 1, got {self.migrate_every}")
-        need(
-            0 <= self.migrants <= self.pool_size,
+        need(  # an island-only setting: its default must not refuse a small single-run pool
+            self.workers == 0 or 0 <= self.migrants <= self.pool_size,
             f"--migrants must be between 0 and --pool-size {self.pool_size}, got {self.migrants}",
         )
         for flag, value, names in [
@@ -235,10 +260,17 @@ def from_dict(d: dict, base: Config | None = None) -> Config:
         default = kwargs[key]
         if isinstance(default, bool) and not isinstance(value, bool):
             raise SrmlError(f"config key {key!r} must be true or false, got {value!r}")
-        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
-            if value != int(value):
+        if isinstance(default, int) and not isinstance(default, bool):
+            if isinstance(value, bool):
                 raise SrmlError(f"config key {key!r} must be an integer, got {value!r}")
-            value = int(value)
+            if isinstance(value, float):
+                if not value.is_integer():  # also inf and nan
+                    raise SrmlError(f"config key {key!r} must be an integer, got {value!r}")
+                value = int(value)
+        if isinstance(default, list) and isinstance(value, list):
+            bad = [v for v in value if not isinstance(v, int) or isinstance(v, bool)]
+            if bad:
+                raise SrmlError(f"config key {key!r} must be a list of integers, got {value!r}")
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         expected = type(default)
@@ -256,5 +288,15 @@ def load_toml(path: str | Path) -> dict:
             return tomllib.load(f)
     except FileNotFoundError:
         raise SrmlError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise SrmlError(f"config file {path} is a directory; give a .toml file") from None
+    except PermissionError:
+        raise SrmlError(f"config file {path} is not readable (permission denied)") from None
+    except UnicodeDecodeError as e:
+        raise SrmlError(
+            f"config file {path} is not UTF-8 text: {e.reason} at byte {e.start}"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise SrmlError(f"config file {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise SrmlError(f"cannot read config file {path}: {e.strerror or e}") from None

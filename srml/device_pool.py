@@ -30,21 +30,28 @@ import numpy as np
 from .backends.base import DeviceBatch, on_device
 from .errors import SrmlError
 from .fitness import STATS, stats, top_k
-from .pool import SELECTIONS, Pool
+from .pool import HUGE, SELECTIONS, Pool
 
 
 def _host(xp, a) -> np.ndarray:
     return a if xp is np else xp.asnumpy(a)
 
 
+def _unhuge(xp, f):
+    """``f`` scaled as the CPU pool scales fitness beyond :data:`srml.pool.HUGE` (divided by
+    its largest magnitude), without a host sync: below it the divisor is 1.0 (exact)."""
+    top = xp.abs(f).max()
+    return f / xp.where(top > HUGE, top, 1.0)
+
+
 def _finite_or_uniform(xp, f, weights_of_finite):
     ok = xp.isfinite(f)
     if bool(ok.all()):  # the common case: no mask, no compaction (same values)
-        return weights_of_finite(f)
+        return weights_of_finite(_unhuge(xp, f))
     if not bool(ok.any()):
         return xp.ones_like(f)
     w = xp.zeros_like(f)
-    w[ok] = weights_of_finite(f[ok])
+    w[ok] = weights_of_finite(_unhuge(xp, f[ok]))
     return w
 
 

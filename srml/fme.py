@@ -24,7 +24,7 @@ from .backends import Rollout
 from .device_pool import DevicePool, make_pool
 from .errors import SrmlError
 from .memory import check_memory, run_bytes
-from .method import Method, expect_array
+from .method import Method, check_meta, expect_array
 from .pool import Pool
 
 
@@ -53,8 +53,9 @@ class FME(Method):
         self._drawn = None  # (pool rows, parent ids, founder ids) of the genomes asked for
         self._readings: dict = {}  # this generation's instruments (log columns)
 
-    def check_resources(self) -> None:
-        c, G = self.cfg, self.task.layout.size  # refuse a pool that cannot fit, before allocating
+    @classmethod
+    def check_resources(cls, cfg, task) -> None:
+        c, G = cfg, task.layout.size  # refuse a pool that cannot fit, before allocating
         need = run_bytes(c.pool_size, G, c.n_founders, c.batch)
         check_memory(need, f"a pool of {c.pool_size} genomes x {G} weights")
 
@@ -119,15 +120,28 @@ class FME(Method):
         return {**{f"pool_{k}": v for k, v in self.pool.state().items()}, "founders": self.founders}
 
     def load_arrays(self, arrays: dict) -> None:
-        G, c = self.task.layout.size, self.cfg
-        pool_state = {k[5:]: v for k, v in arrays.items() if k.startswith("pool_")}
-        try:
-            pool = Pool.from_state(pool_state, G)
-        except SrmlError as e:
-            raise SrmlError(f"checkpoint: {e}") from None
-        if pool.capacity != c.pool_size:
-            raise SrmlError(f"checkpoint pool holds {pool.capacity}, config says {c.pool_size}")
-        founders = expect_array(arrays, "founders", (c.n_founders, G), np.float32)
+        pool, founders = fme_arrays(arrays, self.cfg, self.task.layout.size)
         if self.pool.on_device:
             pool = DevicePool.from_pool(pool, self.pool.xp)
         self.pool, self.founders = pool, founders
+
+
+def fme_arrays(arrays: dict, c, G: int) -> tuple[Pool, np.ndarray]:
+    """The pool and founders of an FME checkpoint, every array checked against config ``c``
+    and genome size ``G`` (SrmlError naming the first that does not fit)."""
+    pool_state = {k[5:]: v for k, v in arrays.items() if k.startswith("pool_")}
+    try:
+        pool = Pool.from_state(pool_state, G)
+    except SrmlError as e:
+        raise SrmlError(f"checkpoint: {e}") from None
+    if pool.capacity != c.pool_size:
+        raise SrmlError(f"checkpoint pool holds {pool.capacity}, config says {c.pool_size}")
+    founders = expect_array(arrays, "founders", (c.n_founders, G), np.float32)
+    return pool, founders
+
+
+def check_state(arrays: dict, meta: dict, c, G: int) -> None:
+    """What ``FME.load_state`` would refuse, checked without building an FME (an island
+    driver checks its workers' states before sending them)."""
+    fme_arrays(arrays, c, G)
+    check_meta(meta)

@@ -57,11 +57,16 @@ def human(n: float) -> str:
     raise AssertionError  # unreachable
 
 
-def check_memory(need: int, what: str, available: int | None = None) -> None:
+def check_memory(
+    need: int,
+    what: str,
+    available: int | None = None,
+    advice: str = "lower --pool-size (or --founders, --batch)",
+) -> None:
     """Raise SrmlError if ``need`` bytes exceed the available memory."""
     have = available_bytes() if available is None else available
     if have is not None and need > have:
         raise SrmlError(
             f"{what} needs about {human(need)} of memory but only {human(have)} is "
-            "available; lower --pool-size (or --founders, --batch)"
+            f"available; {advice}"
         )

@@ -31,6 +31,24 @@ from .run.loop import drive, run_in
 from .task import make_task
 
 
+def check_meta(meta) -> tuple[int, int, dict]:
+    """(generation, env_steps, RNG state) of a checkpoint's metadata, each of the right type
+    (a crafted file may hold anything JSON can say), or a one-line SrmlError."""
+    if not isinstance(meta, dict):
+        raise SrmlError("checkpoint metadata is not an object")
+    generation, env_steps = meta.get("generation"), meta.get("env_steps")
+    for key, v in (("generation", generation), ("env_steps", env_steps)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise SrmlError(f"checkpoint metadata: {key} must be a count, got {v!r}")
+    state = meta.get("rng")
+    try:
+        probe = np.random.default_rng()
+        probe.bit_generator.state = state  # validates the RNG state's form
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise SrmlError(f"checkpoint metadata: malformed RNG state ({e})") from None
+    return generation, env_steps, state
+
+
 @dataclass
 class NoOptions:
     """This method has no options beyond the shared :class:`srml.config.Config`."""
@@ -61,15 +79,17 @@ class Method:
         self.cfg = cfg.validate()
         self.options = options if options is not None else self.Options()
         self.task = make_task(cfg)
-        self.check_resources()
+        self.check_resources(cfg, self.task)
         self.backend = backend or make_backend(cfg.backend, self.task, cfg.batch, cfg.threads)
         self.rng = np.random.default_rng(cfg.seed)  # pool sampling, initial genomes, noise
         self.generation = 0
         self.env_steps = 0
         self._asked: np.ndarray | None = None
 
-    def check_resources(self) -> None:
-        """Refuse, before any allocation, what cannot fit (FME checks its pool)."""
+    @classmethod
+    def check_resources(cls, cfg: Config, task) -> None:
+        """Refuse, before any allocation, what cannot fit (FME checks its pool); a class
+        method, so that a run can check memory before its other up-front checks."""
 
     # --- ask / evaluate / tell -------------------------------------------------------------
     def ask(self) -> np.ndarray:
@@ -163,15 +183,7 @@ class Method:
         name = meta.get("method", "fme")
         if name != self.name:
             raise SrmlError(f"checkpoint holds a {name!r} run, not {self.name!r}")
-        try:
-            generation, env_steps = int(meta["generation"]), int(meta["env_steps"])
-            state = meta["rng"]
-            probe = np.random.default_rng()
-            probe.bit_generator.state = state  # validates the RNG state's form
-        except (KeyError, TypeError, ValueError) as e:
-            raise SrmlError(f"checkpoint metadata is incomplete or malformed: {e}") from None
-        if generation < 0 or env_steps < 0:
-            raise SrmlError("checkpoint counters are negative")
+        generation, env_steps, state = check_meta(meta)
         self.load_arrays(arrays)  # raises before anything below changes
         self.generation, self.env_steps = generation, env_steps
         self.rng.bit_generator.state = state

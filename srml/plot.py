@@ -19,8 +19,31 @@ from .run.rundir import atomic_write_bytes, read_log  # noqa: E402
 
 
 def col(rows: list[dict], key: str) -> np.ndarray:
-    """One column of log rows as floats (a missing value or JSON null is NaN)."""
-    return np.array([np.nan if r.get(key) is None else r[key] for r in rows], float)
+    """One column of log rows as floats (a missing value, JSON null or a non-number is NaN)."""
+    return np.array([_num(r.get(key)) for r in rows], float)
+
+
+def _num(v) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return np.nan
+    return float(v)
+
+
+LIMIT = 1e300
+"""Values beyond this are drawn at it: matplotlib cannot lay out an axis spanning float64's
+whole range (its tick arithmetic overflows), and such fitness is a blow-up, not a curve."""
+
+
+def drawable(y: np.ndarray) -> np.ndarray:
+    return np.clip(y, -LIMIT, LIMIT)
+
+
+def env_steps(rows: list[dict], path: Path) -> np.ndarray:
+    """The x axis of a run; a row without ``env_steps`` is not srml's log."""
+    x = col(rows, "env_steps")
+    if np.isnan(x).any():
+        raise SrmlError(f"{path}: a row has no env_steps (not a log srml wrote?)")
+    return x
 
 
 def _label(run: Path) -> str:
@@ -33,12 +56,12 @@ ISLAND_STYLES = [":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1, 1, 1))]
 def _plot_islands(ax, all_rows: list[dict], env_steps_at: dict, color, run: Path) -> None:
     """An island run (srml run --workers N): each island's pool median, thin, at the merged
     env step count of its generation."""
-    islands = sorted({r["island"] for r in all_rows if "island" in r})
+    islands = sorted({r["island"] for r in all_rows if isinstance(r.get("island"), int)})
     for k, i in enumerate(islands):
-        rows = [r for r in all_rows if r.get("island") == i and r["generation"] in env_steps_at]
+        rows = [r for r in all_rows if r.get("island") == i and r.get("generation") in env_steps_at]
         ax.plot(
             [env_steps_at[r["generation"]] for r in rows],
-            col(rows, "pool_fitness_median"),
+            drawable(col(rows, "pool_fitness_median")),
             color=color,
             lw=0.8,
             alpha=0.75,
@@ -56,19 +79,20 @@ def plot_runs(runs: list[Path], out: Path, title: str | None = None) -> Path:
         rows = [r for r in all_rows if "island" not in r]
         if not rows:
             raise SrmlError(f"{run / 'log.jsonl'} has no generations to plot")
-        x = [r["env_steps"] for r in rows]
+        x = env_steps(rows, run / "log.jsonl")
         color = f"C{n % 10}"
-        ax.plot(x, col(rows, "pool_fitness_median"), color=color, label=_label(run))
+        ax.plot(x, drawable(col(rows, "pool_fitness_median")), color=color, label=_label(run))
         ax.fill_between(
             x,
-            col(rows, "pool_fitness_q10"),
-            col(rows, "pool_fitness_q90"),
+            drawable(col(rows, "pool_fitness_q10")),
+            drawable(col(rows, "pool_fitness_q90")),
             color=color,
             alpha=0.2,
             lw=0,
         )
-        ax.plot(x, col(rows, "pool_fitness_max"), color=color, ls="--", lw=0.8)
-        _plot_islands(ax, all_rows, {r["generation"]: r["env_steps"] for r in rows}, color, run)
+        ax.plot(x, drawable(col(rows, "pool_fitness_max")), color=color, ls="--", lw=0.8)
+        at = {r.get("generation"): xi for r, xi in zip(rows, x, strict=True)}
+        _plot_islands(ax, all_rows, at, color, run)
     ax.set_xlabel("env steps")
     ax.set_ylabel("pool fitness (mean return per episode)")
     ax.set_title(title or "pool fitness: median, 10-90% band, max (dashed)")
@@ -188,7 +212,7 @@ def seed_curves(runs: list[Path], key: str = "pool_fitness_median"):
         rows = [r for r in read_log(Path(run) / "log.jsonl") if "island" not in r]
         if not rows:
             raise SrmlError(f"{Path(run) / 'log.jsonl'} has no generations to plot")
-        logs.append((col(rows, "env_steps"), col(rows, key)))
+        logs.append((env_steps(rows, Path(run) / "log.jsonl"), drawable(col(rows, key))))
     x = np.asarray(min((lg[0] for lg in logs), key=lambda v: v[-1]), float)
     Y = np.stack([np.interp(x, np.asarray(a, float), np.asarray(b, float)) for a, b in logs])
     return x, Y

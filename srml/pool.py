@@ -19,13 +19,23 @@ import numpy as np
 from .errors import SrmlError
 from .fitness import stats, top_k
 
+HUGE = 1e150
+"""Fitness beyond this in magnitude is scaled down before weighting: differences, spreads and
+sums of values near float64's limit overflow (1e306 - -1e306 is inf) and gave NaN
+probabilities. Every rule is invariant to a common positive scale, so the probabilities stay
+the same; below it nothing changes, bit for bit."""
+
 
 def _finite_or_uniform(fitness: np.ndarray, weights_of_finite) -> np.ndarray:
     ok = np.isfinite(fitness)
     if not ok.any():
         return np.ones_like(fitness)
+    f = fitness[ok]
+    top = np.abs(f).max()
+    if top > HUGE:
+        f = f / top
     w = np.zeros_like(fitness)
-    w[ok] = weights_of_finite(fitness[ok])
+    w[ok] = weights_of_finite(f)
     return w
 
 
@@ -119,13 +129,19 @@ class Pool:
         fitness = np.asarray(fitness, np.float64)
         ok = np.isfinite(fitness) & np.isfinite(self.fitness[rows])
         rows, fitness = np.asarray(rows)[ok], fitness[ok]
+        # sums of values near float64's limit overflow (a mean of 1e306 and 1e306 became inf,
+        # then the worst record); scaled by the largest magnitude they do not. Below HUGE the
+        # scale is 1.0: nothing changes, bit for bit
+        top = max(np.abs(fitness).max(initial=0.0), np.abs(self.fitness[rows]).max(initial=0.0))
+        scale = top if top > HUGE else 1.0
         total = np.zeros(self.size)
         count = np.zeros(self.size, np.int64)
-        np.add.at(total, rows, fitness)
+        np.add.at(total, rows, fitness / scale)
         np.add.at(count, rows, 1)
         hit = np.flatnonzero(count)
         n = self.runs[hit]
-        self.fitness[hit] = (self.fitness[hit] * n + total[hit]) / (n + count[hit])
+        mean = (self.fitness[hit] / scale * n + total[hit]) / (n + count[hit])
+        self.fitness[hit] = mean * scale
         self.runs[hit] = n + count[hit]
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from . import rng
 from .errors import SrmlError
 
 BETAS = {"single": 1, "per_block": 4}
@@ -215,26 +216,79 @@ def forward(
 
 # --- input encoding and output decoding -------------------------------------------------------
 
+Spaces = gym.spaces
+LEAVES = (Spaces.Box, Spaces.Discrete, Spaces.MultiDiscrete, Spaces.MultiBinary)
+SUPPORTED = "Box, Discrete, MultiDiscrete, MultiBinary and Tuple/Dict of them"
 
-def _space_dim(space: gym.Space, what: str) -> int:
-    if isinstance(space, gym.spaces.Box):
-        return int(np.prod(space.shape))
-    if isinstance(space, gym.spaces.Discrete):
-        return int(space.n)
-    raise SrmlError(f"unsupported {what} space {space}: srml supports Box and Discrete {what}s")
+
+def leaves(space: gym.Space, what: str) -> list[tuple[tuple, gym.Space]]:
+    """(path, leaf space) in ``gymnasium.spaces.flatten``'s order: Tuple by position, Dict by
+    its keys' order; anything else is refused in one line naming the space."""
+    if isinstance(space, Spaces.Tuple):
+        return [((i, *p), leaf) for i, sub in enumerate(space.spaces) for p, leaf in
+                leaves(sub, what)]  # fmt: skip
+    if isinstance(space, Spaces.Dict):
+        return [((k, *p), leaf) for k, sub in space.spaces.items() for p, leaf in
+                leaves(sub, what)]  # fmt: skip
+    if isinstance(space, LEAVES):
+        return [((), space)]
+    raise SrmlError(f"unsupported {what} space {space}: srml supports {SUPPORTED}")
+
+
+def _get(value, path: tuple):
+    for k in path:
+        value = value[k]
+    return value
+
+
+def _batched_leaf(space: gym.Space, b: int) -> gym.Space:
+    """A leaf space whose one sample is a batch of ``b`` samples of ``space``, in the form
+    ``gymnasium.spaces.flatten`` turns into b rows of ``flatdim(space)`` one after another
+    (``batch_space`` would turn MultiDiscrete into a Box, which flatten does not one-hot)."""
+    if isinstance(space, Spaces.Discrete):
+        return Spaces.MultiDiscrete(np.full(b, space.n), start=np.full(b, space.start))
+    if isinstance(space, Spaces.MultiDiscrete):
+        return Spaces.MultiDiscrete(
+            np.broadcast_to(space.nvec, (b, *space.nvec.shape)),
+            start=np.broadcast_to(space.start, (b, *space.nvec.shape)),
+        )
+    if isinstance(space, Spaces.MultiBinary):
+        return Spaces.MultiBinary((b, *np.atleast_1d(space.n)))
+    return space  # Box: flatten is a ravel, any leading batch size works
+
+
+def _in_range(space: gym.Space, v: np.ndarray) -> np.ndarray:
+    """Per lane: do the values of a discrete leaf lie in it? (flatten would alias others.)"""
+    if isinstance(space, Spaces.Discrete):
+        return (v >= space.start) & (v < space.start + space.n)
+    if isinstance(space, Spaces.MultiDiscrete):
+        ok = (v >= space.start) & (v < space.start + space.nvec)
+        return ok.reshape(len(v), -1).all(1)
+    if isinstance(space, Spaces.MultiBinary):
+        return ((v == 0) | (v == 1)).reshape(len(v), -1).all(1)
+    return np.ones(len(v), bool)
 
 
 class Codec:
     """Maps env observations to network inputs and network outputs to actions.
 
-    Input x = [observation, previous action, previous reward, episode-start
-    flag, 1, K noise inputs], zero-padded to the network's width. The noise
-    inputs are uniforms in [-1, 1) from their own stream of :mod:`srml.rng`
-    (:func:`noise`); the network's weights decide what they do. Box observations are
-    flattened, Discrete ones one-hot; the previous action is one-hot for
-    Discrete and the raw values for Box. Discrete actions come from the
-    logits (sampled from their softmax, or argmax); Box actions are squashed
-    into the space's bounds with tanh (left as they are where unbounded).
+    Input x = [observation, previous action, previous reward, episode-start flag, 1,
+    K noise inputs], zero-padded to the network's width. The noise inputs are uniforms in
+    [-1, 1) from their own stream of :mod:`srml.rng`; the network's weights decide what they
+    do. The observation and the previous action are
+    flattened as ``gymnasium.spaces.flatten`` does (Box: its values; Discrete and
+    MultiDiscrete: one-hot per component; MultiBinary: its bits; Tuple and Dict: their parts
+    in order). A discrete observation outside its space is refused (one line naming the env's
+    value), never aliased into a neighbouring input. Before the first step there is no
+    previous action (zeros).
+
+    Outputs, one group per action component: Discrete(n, start) and each MultiDiscrete
+    component take n logits, sampled from their softmax (or argmax), plus ``start``;
+    MultiBinary takes one logit per bit, the bit is 1 with probability sigmoid(logit) (or
+    logit > 0): independent bits need no more than that. Box takes one output per value,
+    squashed into the bounds with tanh (left as it is where unbounded). Tuple and Dict
+    actions are their parts. Random draws come from the counter-based RNG, one per sampled
+    component, component j of step t at counter ``t * draws + j`` (a plain Discrete: ``t``).
     """
 
     def __init__(
@@ -246,39 +300,76 @@ class Codec:
         noise_inputs: int = 0,
     ):
         self.obs_space, self.act_space = obs_space, act_space
-        self.obs_dim = _space_dim(obs_space, "observation")
-        self.act_dim = _space_dim(act_space, "action")
-        self.discrete_obs = isinstance(obs_space, gym.spaces.Discrete)
-        self.discrete_act = isinstance(act_space, gym.spaces.Discrete)
+        self.obs_leaves = leaves(obs_space, "observation")
+        self.act_leaves = leaves(act_space, "action")
+        self.obs_dim = int(Spaces.flatdim(obs_space))
+        self.act_dim = int(Spaces.flatdim(act_space))  # outputs = previous-action inputs
+        self.discrete_obs = isinstance(obs_space, Spaces.Discrete)
+        self.discrete_act = isinstance(act_space, Spaces.Discrete)
+        self.box_act = isinstance(act_space, Spaces.Box)
         self.reward_input, self.episode_flag = reward_input, episode_flag
         self.noise_inputs = int(noise_inputs)
         self.d_in = (
             self.obs_dim + self.act_dim + int(reward_input) + int(episode_flag) + 1
             + self.noise_inputs
         )  # fmt: skip
-        if not self.discrete_act:
-            low = act_space.low.astype(np.float64).ravel()
-            high = act_space.high.astype(np.float64).ravel()
-            self.bounded = np.isfinite(low) & np.isfinite(high)
-            self.low = np.where(self.bounded, low, 0.0)
-            self.high = np.where(self.bounded, high, 0.0)
+        self.draws = sum(_draws(leaf) for _, leaf in self.act_leaves)
+        # Box bounds over all outputs (nan-free; ``bounded`` False elsewhere), as the compiled
+        # kernels of srml's twins read them
+        low, high = np.zeros(self.act_dim), np.zeros(self.act_dim)
+        bounded = np.zeros(self.act_dim, bool)
+        c = 0
+        for _, leaf in self.act_leaves:
+            k = int(Spaces.flatdim(leaf))
+            if isinstance(leaf, Spaces.Box):
+                lo = leaf.low.astype(np.float64).ravel()
+                hi = leaf.high.astype(np.float64).ravel()
+                ok = np.isfinite(lo) & np.isfinite(hi)
+                bounded[c : c + k], low[c : c + k], high[c : c + k] = ok, np.where(ok, lo, 0.0), \
+                    np.where(ok, hi, 0.0)  # fmt: skip
+            c += k
+        self.bounded, self.low, self.high = bounded, low, high
+        self._batched: dict = {}
+
+    # --- observations ---------------------------------------------------------------------
+    def flat_obs(self, obs, b: int) -> np.ndarray:
+        """(b, obs_dim) float32: ``gymnasium.spaces.flatten`` of each lane's observation."""
+        parts = []
+        for path, leaf in self.obs_leaves:
+            v = _get(obs, path)
+            if isinstance(leaf, Spaces.Box):
+                parts.append(np.asarray(v, np.float32).reshape(b, -1))
+                continue
+            v = np.asarray(v).reshape((b, *leaf.shape))
+            ok = _in_range(leaf, v)
+            if not ok.all():
+                lane = int(np.flatnonzero(~ok)[0])
+                where = "".join(f"[{k!r}]" for k in path)
+                raise SrmlError(
+                    f"the env returned observation{where} {v[lane].tolist()!r}, outside its "
+                    f"space {leaf}"
+                )
+            space = self._batched_space(leaf, b)
+            parts.append(Spaces.flatten(space, v.astype(np.int64)).reshape(b, -1))
+        if len(parts) == 1:
+            return parts[0].astype(np.float32, copy=False)
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def _batched_space(self, leaf, b):
+        key = (id(leaf), b)
+        if key not in self._batched:
+            self._batched[key] = _batched_leaf(leaf, b)
+        return self._batched[key]
 
     def encode(self, obs, prev_act, prev_reward, first, width: int, noise=None) -> np.ndarray:
-        """x (B, width) float32 from batched obs, previous actions/rewards, flags and
-        ``noise`` (B, noise_inputs)."""
+        """x (B, width) float32 from batched obs, previous-action features (:meth:`features`,
+        zeros before the first step), previous rewards, episode-start flags and ``noise``
+        (B, noise_inputs)."""
         b = len(first)
         x = np.zeros((b, width), np.float32)
         o, a = self.obs_dim, self.act_dim
-        if self.discrete_obs:
-            x[np.arange(b), np.asarray(obs, np.int64) - int(self.obs_space.start)] = 1.0
-        else:
-            x[:, :o] = np.asarray(obs, np.float32).reshape(b, o)
-        if self.discrete_act:
-            prev_act = np.asarray(prev_act, np.int64)
-            has = np.flatnonzero(prev_act >= 0)  # -1: no action yet
-            x[has, o + prev_act[has]] = 1.0
-        else:
-            x[:, o : o + a] = np.asarray(prev_act, np.float32).reshape(b, a)
+        x[:, :o] = self.flat_obs(obs, b)
+        x[:, o : o + a] = prev_act
         c = o + a
         if self.reward_input:
             x[:, c] = prev_reward
@@ -291,21 +382,131 @@ class Codec:
             x[:, c + 1 : c + 1 + self.noise_inputs] = noise
         return x
 
-    def decode(self, y: np.ndarray, u: np.ndarray, sample: bool) -> np.ndarray:
-        """Actions from outputs y (B, act_dim); u (B,) uniforms for sampling."""
-        if self.discrete_act:
+    # --- actions --------------------------------------------------------------------------
+    def uniforms(self, keys: np.ndarray, step: int) -> np.ndarray:
+        """(B, draws) uniforms for step ``step`` of the lanes keyed ``keys``."""
+        if self.draws == 1:  # a plain Discrete: counter = step, as the compiled kernels draw
+            return rng.uniforms(keys, rng.STREAM_ACTION, step)[:, None]
+        j = np.arange(self.draws)
+        return rng.uniforms(keys[:, None], rng.STREAM_ACTION, step * self.draws + j[None, :])
+
+    def decode(self, y: np.ndarray, u, sample: bool):
+        """Batched actions (the form a vector env takes) from outputs y (B, act_dim) and
+        uniforms u (B, draws) (or (B,) when there is one draw)."""
+        b = len(y)
+        if u is not None:
+            u = np.asarray(u).reshape(b, -1)
+        values, c, d = [], 0, 0
+        for _, leaf in self.act_leaves:
+            k, n = int(Spaces.flatdim(leaf)), _draws(leaf)
+            ud = None if u is None else u[:, d : d + n]
+            values.append(self._decode_leaf(leaf, y[:, c : c + k], ud, sample, c))
+            c, d = c + k, d + n
+        return self._assemble(self.act_space, iter(values))
+
+    def _decode_leaf(self, leaf, y, u, sample, c):
+        b = len(y)
+        if isinstance(leaf, Spaces.Box):
+            a = y.astype(np.float64)
+            lo, hi, ok = (v[c : c + y.shape[1]] for v in (self.low, self.high, self.bounded))
+            a = np.where(ok, lo + (np.tanh(a) + 1.0) * 0.5 * (hi - lo), a)
+            return a.reshape((b, *leaf.shape)).astype(leaf.dtype)
+        if isinstance(leaf, Spaces.MultiBinary):
             if sample:
-                idx = sample_index(softmax(y), u)
+                bits = u < sigmoid(y.astype(np.float64))
             else:
-                idx = y.argmax(-1)
-            return idx.astype(np.int64)
-        a = y.astype(np.float64)
-        squashed = self.low + (np.tanh(a) + 1.0) * 0.5 * (self.high - self.low)
-        a = np.where(self.bounded, squashed, a)
-        return a.reshape((len(y), *self.act_space.shape)).astype(self.act_space.dtype)
+                bits = y > 0
+            return bits.reshape((b, *np.atleast_1d(leaf.n))).astype(leaf.dtype)
+        if isinstance(leaf, Spaces.Discrete):
+            idx = _categorical(y, None if u is None else u[:, 0], sample)
+            return (idx + int(leaf.start)).astype(np.int64)
+        nvec = leaf.nvec.ravel()  # MultiDiscrete: one categorical per component
+        out, c0 = np.empty((b, len(nvec)), np.int64), 0
+        for j, n in enumerate(nvec):
+            out[:, j] = _categorical(y[:, c0 : c0 + n], None if u is None else u[:, j], sample)
+            c0 += n
+        return (out.reshape((b, *leaf.nvec.shape)) + leaf.start).astype(leaf.dtype)
+
+    def _assemble(self, space, values):
+        if isinstance(space, Spaces.Tuple):
+            return tuple(self._assemble(s, values) for s in space.spaces)
+        if isinstance(space, Spaces.Dict):
+            return {k: self._assemble(s, values) for k, s in space.spaces.items()}
+        return next(values)
+
+    def features(self, actions, b: int | None = None) -> np.ndarray:
+        """(B, act_dim) float32: what the network sees of its previous actions
+        (``gymnasium.spaces.flatten`` of each lane's action)."""
+        if self.discrete_act:  # the common case, vectorised (equal to flatten: tested)
+            a = np.asarray(actions, np.int64) - int(self.act_space.start)
+            x = np.zeros((len(a), self.act_dim), np.float32)
+            x[np.arange(len(a)), a] = 1.0
+            return x
+        if self.box_act:
+            a = np.asarray(actions, np.float32)
+            return a.reshape(len(a), -1)
+        first = np.asarray(_get(actions, self.act_leaves[0][0]))
+        return self._flatten_actions(actions, len(first))
+
+    def _flatten_actions(self, value, b: int) -> np.ndarray:
+        parts = []
+        for path, leaf in self.act_leaves:
+            v = np.asarray(_get(value, path))
+            if isinstance(leaf, Spaces.Box):
+                parts.append(v.astype(np.float32).reshape(b, -1))
+            else:
+                space = self._batched_space(leaf, b)
+                parts.append(Spaces.flatten(space, v.astype(np.int64)).reshape(b, -1))
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def no_action(self, b: int) -> np.ndarray:
-        """The 'previous action' before the first step: none (all zeros)."""
-        if self.discrete_act:
-            return np.full(b, -1, np.int64)
+        """The 'previous action' features before the first step: none (all zeros)."""
         return np.zeros((b, self.act_dim), np.float32)
+
+    def recorded(self, actions) -> np.ndarray:
+        """Actions as a backend's trace keeps them: as they are for Discrete and Box, their
+        features for the other spaces (one array, whatever the structure)."""
+        if self.discrete_act or self.box_act:
+            return actions
+        return self.features(actions)
+
+    # --- one observation / action (an Agent) ------------------------------------------------
+    def batch_one(self, obs, space=None):
+        """A single observation as a batch of one, in the vector env's form."""
+        space = self.obs_space if space is None else space
+        if isinstance(space, Spaces.Tuple):
+            return tuple(self.batch_one(v, s) for v, s in zip(obs, space.spaces, strict=True))
+        if isinstance(space, Spaces.Dict):
+            return {k: self.batch_one(obs[k], s) for k, s in space.spaces.items()}
+        return np.asarray(obs)[None]
+
+    def unbatch(self, actions, lane: int = 0, space=None):
+        """Lane ``lane``'s action from batched ones, as a single env takes it."""
+        space = self.act_space if space is None else space
+        if isinstance(space, Spaces.Tuple):
+            return tuple(self.unbatch(a, lane, s) for a, s in zip(actions, space.spaces,
+                                                                    strict=True))  # fmt: skip
+        if isinstance(space, Spaces.Dict):
+            return {k: self.unbatch(actions[k], lane, s) for k, s in space.spaces.items()}
+        if isinstance(space, Spaces.Discrete):
+            return int(actions[lane])
+        return actions[lane]
+
+
+def _draws(leaf: gym.Space) -> int:
+    """Uniforms a leaf takes per step when sampling."""
+    if isinstance(leaf, Spaces.Discrete):
+        return 1
+    if isinstance(leaf, Spaces.MultiDiscrete):
+        return int(leaf.nvec.size)
+    if isinstance(leaf, Spaces.MultiBinary):
+        return int(np.prod(leaf.n))
+    return 0
+
+
+def _categorical(y: np.ndarray, u, sample: bool) -> np.ndarray:
+    """Indices from logits y (B, n): sampled from softmax(y) with uniforms u (B,), or argmax.
+    float32 arithmetic, as the compiled kernels do it."""
+    if not sample:
+        return y.argmax(-1)
+    return sample_index(softmax(y), u)

@@ -54,16 +54,33 @@ def resolve_env_id(env_id: str) -> str:
     return name
 
 
+def check_env_kwargs(env_id: str, env_kwargs: dict) -> None:
+    """What srml itself decides about env kwargs: a run steps B envs headless, so no
+    render_mode (srml play --video renders)."""
+    if env_kwargs.get("render_mode") is not None:
+        raise SrmlError(
+            f"--env-kwargs render_mode={env_kwargs['render_mode']!r}: srml run steps its envs "
+            "without rendering; watch an agent with srml play RUN_DIR [--video FILE.mp4]"
+        )
+
+
 def env_spaces(env_id: str, env_kwargs: dict) -> tuple[gym.Space, gym.Space]:
-    """Observation and action space of one env, with Gymnasium's errors made one line."""
+    """Observation and action space of one env, with Gymnasium's errors made one line (its
+    warnings too, said only if the env could be made)."""
+    import warnings
+
     try:
-        env = gym.make(env_id, **env_kwargs)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            env = gym.make(env_id, **env_kwargs)
     except (gym.error.Error, ModuleNotFoundError, ImportError) as e:  # NameNotFound, missing dep
         raise SrmlError(f"cannot make env {env_id!r}: {e}") from None
     except (TypeError, ValueError, AssertionError) as e:
         raise SrmlError(f"bad env kwargs for {env_id!r}: {type(e).__name__}: {e}") from None
     except Exception as e:  # the env's own constructor raised
         raise SrmlError(f"env {env_id!r} raised when made: {type(e).__name__}: {e}") from None
+    for w in {str(w.message).strip().splitlines()[0] for w in said if str(w.message).strip()}:
+        print(f"srml: warning: {env_id}: {w}", file=sys.stderr)
     try:
         return env.observation_space, env.action_space
     finally:
@@ -73,15 +90,19 @@ def env_spaces(env_id: str, env_kwargs: dict) -> tuple[gym.Space, gym.Space]:
 def find_twin(env_id: str, env_kwargs: dict):
     """srml's compiled twin of ``env_id`` (its own id or Gymnasium's), or None."""
     try:
-        return envs.get_twin(env_id, **env_kwargs) or envs.get_twin("srml/" + env_id, **env_kwargs)
-    except (TypeError, ValueError) as e:  # the twin's own check of its kwargs
-        raise SrmlError(f"bad env kwargs for {env_id!r}: {e}") from None
+        twin = envs.get_twin(env_id, **env_kwargs) or envs.get_twin("srml/" + env_id, **env_kwargs)
+        if twin is not None:
+            twin.make_kernels(None)  # plain Python, no compiling: a bad value fails here, once
+        return twin
+    except (TypeError, ValueError, ArithmeticError) as e:  # the twin's own check of its kwargs
+        raise SrmlError(f"bad env kwargs for {env_id!r}: {type(e).__name__}: {e}") from None
 
 
 def make_task(cfg: Config) -> Task:
     """Resolve the env (and its compiled twin, if any) and the network shape."""
     cfg = resolved(cfg)  # "auto" network fields take the founders' recipe
     env_id = resolve_env_id(cfg.env)
+    check_env_kwargs(env_id, cfg.env_kwargs)
     twin = find_twin(env_id, cfg.env_kwargs) if cfg.twin == "auto" else None
     if twin is not None:  # Gymnasium's id runs on srml's twin, whose dynamics match it (tested)
         env_id = twin.id
@@ -106,5 +127,6 @@ def make_task(cfg: Config) -> Task:
         twin,
         cfg.self_modify,
         requested_id=cfg.env,
+        step_timeout=cfg.step_timeout,
         fitness_start=cfg.fitness_start,
     )

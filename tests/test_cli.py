@@ -89,7 +89,7 @@ BAD = [
     (["--lifetime", "-5"], "lifetime"),
     (["--selection", "best"], "selection"),
     (["--backend", "fortran"], "backend"),
-    (["--env", "srml_test/DictObs-v0"], "Dict"),
+    (["--env", "srml_test/DictObs-v0"], "Text"),
     (["--no-such-flag"], "no-such-flag"),
     (["--env", "srml/BernoulliBandit-v0", "--env-kwargs", '{"n_arms": -3}'], "n_arms"),
     (["--init-std", "-1"], "init-std"),
@@ -101,12 +101,12 @@ BAD = [
 @pytest.mark.parametrize("args,needle", BAD, ids=[b[1] for b in BAD])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
     out = tmp_path / "never"
-    # the custom env with a Dict observation space is registered by a tiny module
+    # the custom env with a Text inside a Dict observation space is registered by a tiny module
     (tmp_path / "dictenv.py").write_text(
         textwrap.dedent("""
         import gymnasium as gym
         class DictObs(gym.Env):
-            observation_space = gym.spaces.Dict({"a": gym.spaces.Discrete(2)})
+            observation_space = gym.spaces.Dict({"a": gym.spaces.Text(2)})
             action_space = gym.spaces.Discrete(2)
         gym.register("srml_test/DictObs-v0", entry_point=DictObs)
     """)

@@ -146,6 +146,53 @@ def test_plot_draws_each_island(tmp_path, monkeypatch):
 
 
 ENV_MODULES = {
+    "srml_test_startdies": """
+import os
+
+import gymnasium as gym
+
+
+class DiesAtStart(gym.Env):
+    # CartPole whose first worker to make it dies (os._exit) while starting; never the driver
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, once, driver):
+        if os.getpid() != driver:
+            try:
+                os.unlink(once)
+            except FileNotFoundError:
+                pass
+            else:
+                os._exit(1)
+        self.inner = gym.make("CartPole-v1")
+        self.observation_space = self.inner.observation_space
+        self.action_space = self.inner.action_space
+
+    def reset(self, seed=None, options=None):
+        return self.inner.reset(seed=seed, options=options)
+
+    def step(self, action):
+        return self.inner.step(action)
+
+
+gym.register("test/DiesAtStart-v0", entry_point=DiesAtStart)
+""",
+    "srml_test_badreset": """
+import gymnasium as gym
+import numpy as np
+
+
+class BadReset(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        raise RuntimeError("no license server")
+
+
+gym.register("test/BadReset-v0", entry_point=BadReset)
+""",
     "srml_test_badenv": """
 import gymnasium as gym
 import numpy as np
@@ -294,7 +341,7 @@ def test_env_error_in_an_island_is_one_line(cluster, tmp_path, capsys):
     out = tmp_path / "never"
     thread, code = main_in_thread(
         ["run", "--workers", "2", "--env", "srml_test_badenv:test/Explodes-v0", *FLAGS,
-         "--generations", "2", "--out", str(out)]
+         "--generations", "3", "--out", str(out)]
     )  # fmt: skip
     thread.join(timeout=120)
     lines = capsys.readouterr().err.strip().splitlines()
@@ -340,3 +387,61 @@ def test_a_worker_that_keeps_dying_stops_the_run_resumably(cluster, tmp_path, ca
     assert meta["generation"] == 8
     assert x["island0_pool_genomes"].shape[0] == x["island1_pool_genomes"].shape[0] == 64
     assert [r["generation"] for r in rows_of(out) if "island" not in r] == list(range(1, 9))
+
+
+def test_a_worker_dying_while_it_starts_is_replaced(cluster, tmp_path, capsys):
+    once, out = tmp_path / "ONCE", tmp_path / "run"
+    once.touch()
+    kwargs = json.dumps({"once": str(once), "driver": os.getpid()})
+    thread, code = main_in_thread(
+        ["run", "--workers", "2", "--env", "srml_test_startdies:test/DiesAtStart-v0",
+         "--env-kwargs", kwargs, *FLAGS, "--generations", "2", "--out", str(out)]
+    )  # fmt: skip
+    thread.join(timeout=180)
+    err = capsys.readouterr().err
+    assert code == [0], err
+    assert "died while starting" in err and "Traceback" not in err, err
+    assert not once.exists()
+    rows = [r for r in rows_of(out) if "island" not in r]
+    assert [r["generation"] for r in rows] == [1, 2] and rows[-1]["restarts"] == 1
+
+
+def test_env_raising_in_reset_in_an_island_is_one_line(cluster, tmp_path, capsys):
+    out = tmp_path / "never"
+    thread, code = main_in_thread(
+        ["run", "--workers", "2", "--env", "srml_test_badreset:test/BadReset-v0", *FLAGS,
+         "--generations", "3", "--out", str(out)]
+    )  # fmt: skip
+    thread.join(timeout=120)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == [2] and len(lines) == 1, lines
+    assert "island" in lines[0] and "raised in reset" in lines[0], lines
+    assert "no license server" in lines[0] and "in generation 1" in lines[0], lines
+    assert not out.exists()
+
+
+def test_a_crafted_island_checkpoint_is_refused_in_the_driver(tmp_path):
+    """Every island's arrays are checked against the config before any worker sees them."""
+    from srml.errors import SrmlError
+    from srml.fme import FME
+    from srml.run.islands import island_config, pack, unpack
+
+    cfg = Config(workers=2, generations=2, **SMALL)
+    states = [FME(island_config(cfg, i)).state() for i in range(2)]
+    G = states[0][0]["pool_genomes"].shape[1]
+    arrays, meta = pack(cfg, 0, 0, states, [0, 0])
+    unpack(arrays, meta, cfg, G, tmp_path)  # as written: accepted
+    bad = dict(arrays, island1_founders=arrays["island1_founders"][:, :3].copy())
+    with pytest.raises(SrmlError, match=r"island 1: .*'founders' should be float32"):
+        unpack(bad, meta, cfg, G, tmp_path)
+    bad = dict(arrays, island0_pool_last_used=arrays["island0_pool_last_used"].astype(float))
+    with pytest.raises(SrmlError, match="island 0: .*last_used"):
+        unpack(bad, meta, cfg, G, tmp_path)
+    for change, needle in [
+        ({"generation": "0"}, "malformed counters"),
+        ({"restarts": [0]}, "malformed restarts"),
+        ({"islands": [meta["islands"][0], 3]}, "island 1's metadata"),
+        ({"islands": [meta["islands"][0], {**meta["islands"][1], "rng": 1}]}, "RNG state"),
+    ]:
+        with pytest.raises(SrmlError, match=needle):
+            unpack(arrays, {**meta, **change}, cfg, G, tmp_path)

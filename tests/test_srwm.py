@@ -81,9 +81,8 @@ def test_inactive_lanes_keep_their_weights():
 def test_codec_encodes_inputs_in_order():
     c = Codec(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(3))
     assert c.d_in == 2 + 3 + 1 + 1 + 1
-    x = c.encode(
-        np.array([[0.5, -0.5], [1, 1]]), np.array([2, -1]), np.array([3.0, 0]), np.array([0, 1]), 9
-    )
+    prev = np.concatenate([c.features(np.array([2])), c.no_action(1)])  # lane 1: no action yet
+    x = c.encode(np.array([[0.5, -0.5], [1, 1]]), prev, np.array([3.0, 0]), np.array([0, 1]), 9)
     np.testing.assert_array_equal(x[0], [0.5, -0.5, 0, 0, 1, 3, 0, 1, 0])
     np.testing.assert_array_equal(x[1], [1, 1, 0, 0, 0, 0, 1, 1, 0])
     d = Codec(
@@ -94,7 +93,7 @@ def test_codec_encodes_inputs_in_order():
     )
     assert d.d_in == 4 + 1 + 1
     np.testing.assert_array_equal(
-        d.encode(np.array([4]), np.array([[0.25]]), np.zeros(1), np.ones(1), 6)[0],
+        d.encode(np.array([4]), d.features(np.array([[0.25]])), np.zeros(1), np.ones(1), 6)[0],
         [0, 0, 0, 1, 0.25, 1],
     )
 
@@ -119,15 +118,15 @@ def test_codec_decodes_actions():
 @pytest.mark.parametrize(
     "space",
     [
-        gym.spaces.Dict({"a": gym.spaces.Discrete(2)}),
-        gym.spaces.Tuple((gym.spaces.Discrete(2),)),
-        gym.spaces.MultiBinary(3),
+        gym.spaces.Dict({"a": gym.spaces.Text(2)}),
+        gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Graph(gym.spaces.Box(0, 1), None))),
+        gym.spaces.Sequence(gym.spaces.Discrete(2)),
         gym.spaces.Text(5),
     ],
-    ids=["Dict", "Tuple", "MultiBinary", "Text"],
+    ids=["Text-in-Dict", "Graph-in-Tuple", "Sequence", "Text"],
 )
 def test_unsupported_spaces_are_named(space):
-    with pytest.raises(SrmlError, match=type(space).__name__):
+    with pytest.raises(SrmlError, match="unsupported observation space"):
         Codec(space, gym.spaces.Discrete(2))
     with pytest.raises(SrmlError, match="action"):
         Codec(gym.spaces.Discrete(2), space)

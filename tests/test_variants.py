@@ -77,7 +77,7 @@ def test_noise_inputs_are_reproducible_uniforms_after_the_constant():
     assert u.shape == (4, 3) and np.all((u >= 0) & (u < 1))
     np.testing.assert_array_equal(u[:, 1], rng.uniforms(keys, rng.STREAM_NOISE, 7 * 3 + 1))
     x = task.codec.encode(
-        np.zeros((4, 4)), np.zeros(4, np.int64), np.zeros(4), np.zeros(4), 12, 2 * u - 1
+        np.zeros((4, 4)), task.codec.no_action(4), np.zeros(4), np.zeros(4), 12, 2 * u - 1
     )
     np.testing.assert_array_equal(x[:, 8], 1.0)
     np.testing.assert_allclose(x[:, 9:12], 2 * u - 1)
@@ -301,3 +301,33 @@ def test_founders_choose_the_recipe_of_the_auto_fields():
     )  # what a user sets wins; the rest follows the recipe
     task = make_task(Config(founders=1))  # unvalidated configs resolve the same way
     assert task.codec.noise_inputs == 2 and task.layout.beta == "per_block"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_agent_acts_as_the_reference_lane_with_every_variant(variant):
+    """An Agent draws the noise inputs and sampled keys a backend's lane draws (before, it
+    left the noise inputs NaN and failed on sampled keys)."""
+    import gymnasium as gym
+
+    import srml
+
+    v = {k: x for k, x in VARIANTS[variant].items() if k not in ("credit", "fitness_from")}
+    cfg = Config(env="MountainCar-v0", twin="off", batch=1, pool_size=1, lifetime=230, **v)
+    task = make_task(cfg)
+    genome = task.layout.init(np.random.default_rng(1), 1, 0.5)
+    ref = make_backend("numpy", task, 1).run(genome, seed=9, record=True)
+    agent = srml.Agent.from_config(genome[0], cfg)
+    env = gym.make("MountainCar-v0")  # 200-step episodes, same-step resets as the reference
+    obs, _ = env.reset(seed=9)
+    agent.reset(seed=9)
+    reward, first, acts = 0.0, True, []
+    for _ in range(cfg.lifetime):
+        a = agent.act(obs, reward, first)
+        acts.append(a)
+        obs, reward, term, trunc, _ = env.step(a)
+        first = term or trunc
+        if first:
+            obs, _ = env.reset()
+    assert ref.firsts[1:].any()  # an episode boundary was crossed
+    np.testing.assert_array_equal(np.asarray(acts), ref.actions[:, 0])
+    np.testing.assert_allclose(agent.weights[0], ref.genomes[0], rtol=1e-5, atol=1e-5)

@@ -30,6 +30,7 @@ class Task:
     twin: object | None = None  # srml.envs.Twin when the env has a compiled twin
     self_modify: bool = True  # False freezes the weights (baselines)
     requested_id: str = ""  # the id the config named (e.g. CartPole-v1 for srml/CartPole-v1)
+    step_timeout: float = 0.0  # generic path: seconds one vector step may take (0: no limit)
     fitness_start: int = 0  # > 0: only episodes ending from this step on count (whole)
 
     @property

@@ -6,6 +6,10 @@ population. Every other backend is tested against this one.
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
+
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
@@ -38,6 +42,38 @@ def make_vector_env(env_id: str, n: int, env_kwargs: dict) -> gym.vector.VectorE
     )
 
 
+class StepTimeout(BaseException):
+    """Raised by SIGALRM inside an env's step; a BaseException so that an env's own broad
+    ``except Exception`` cannot swallow it."""
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Interrupt the block after ``seconds`` (0: never) with :class:`StepTimeout`.
+
+    SIGALRM, in the main thread only: a watchdog thread could notice a hung env but not stop
+    it, and only the main thread receives signals. An env stuck in C code that never returns
+    to the interpreter is not interrupted (nothing short of killing the process is)."""
+    if (
+        not seconds
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise StepTimeout
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def reference_forward(genomes, views, layout, x, active, u=None, keys=None, step=0):
     """The network step of the numpy reference: ``forward`` on the genomes' named views
     (``u``: the uniforms of sampled keys; ``keys``/``step`` serve compiled steps)."""
@@ -68,7 +104,7 @@ class NumpyBackend:
         genomes = np.array(genomes, np.float32, copy=True)
         views = t.layout.views(genomes)
         keys = rng.lane_keys(seed, np.arange(b))
-        obs, _ = self.venv.reset(seed=seed)
+        obs, _ = self._env_call("reset", lambda: self.venv.reset(seed=seed))
         prev_act, prev_rew = t.codec.no_action(b), np.zeros(b, np.float32)
         first = np.ones(b, bool)  # the step about to be taken begins an episode
         skip = np.zeros(b, bool)  # NEXT_STEP envs: this call only resets the lane
@@ -82,21 +118,19 @@ class NumpyBackend:
             noise = None
             if K:
                 noise = 2.0 * rng.step_uniforms(keys, rng.STREAM_NOISE, step, K) - 1.0
-            x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in, noise)
+            try:
+                x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in, noise)
+            except SrmlError as e:  # an observation outside the env's own space
+                raise SrmlError(f"env {t.env_id!r}: {e}") from None
             active = frozen if not t.self_modify else (act_now if skip.any() else None)
             uk = rng.step_uniforms(keys, rng.STREAM_KEY, step, slots) if slots else None
             y = self.forward(genomes, views, t.layout, x, active, uk, keys, step)
-            u = rng.uniforms(keys, rng.STREAM_ACTION, step)
-            a = t.codec.decode(y, u, t.sample_actions)
-            try:
-                obs, r, term, trunc, _ = self.venv.step(a)
-            except Exception as e:  # an env bug must not look like ours
-                raise SrmlError(f"env {t.env_id!r} raised in step: {type(e).__name__}: {e}") from e
+            a = t.codec.decode(y, t.codec.uniforms(keys, step), t.sample_actions)
+            obs, r, term, trunc, _ = self._env_call("step", lambda a=a: self.venv.step(a))
             r = np.asarray(r, np.float64)
             if record:
-                for store, v in zip(
-                    trace, (a, np.where(act_now, r, 0.0), first & act_now), strict=True
-                ):
+                done_now = (t.codec.recorded(a), np.where(act_now, r, 0.0), first & act_now)
+                for store, v in zip(trace, done_now, strict=True):
                     store.append(v)
             if t0 == 0:  # every episode begun counts (the unfinished one too)
                 episodes += first & act_now
@@ -104,7 +138,7 @@ class NumpyBackend:
             else:
                 in_ep |= first & act_now
                 ep_ret += np.where(act_now, r, 0.0)
-            prev_act = np.where(act_now.reshape((b,) + (1,) * (a.ndim - 1)), a, prev_act)
+            prev_act = np.where(act_now[:, None], t.codec.features(a), prev_act)
             prev_rew = np.where(act_now, r, prev_rew).astype(np.float32)
             done = (term | trunc) & act_now
             if t0 > 0:  # an episode ending from step t0 on counts whole
@@ -120,6 +154,24 @@ class NumpyBackend:
             returns += np.where(in_ep, ep_ret, 0.0)
             episodes += in_ep
         return finalize(genomes, returns, episodes, b * t.lifetime, trace)
+
+    def _env_call(self, what: str, call):
+        """``call()`` (the vector env's reset or step), with the env's exceptions and hangs
+        made one line naming the env (the run loop adds the generation)."""
+        t = self.task
+        try:
+            with time_limit(t.step_timeout):
+                return call()
+        except StepTimeout:
+            raise SrmlError(
+                f"env {t.env_id!r} did not return from {what} within --step-timeout "
+                f"{t.step_timeout:g} s ({self.batch} envs together)"
+            ) from None
+        except SrmlError:
+            raise
+        except Exception as e:  # an env bug must not look like ours
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise SrmlError(f"env {t.env_id!r} raised in {what}: {type(e).__name__}: {msg}") from e
 
     def close(self):
         self.venv.close()

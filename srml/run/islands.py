@@ -48,6 +48,7 @@ from .. import rng
 from ..config import Config, from_dict
 from ..errors import SrmlError
 from ..fitness import finite_max, finite_mean, stats
+from ..fme import check_state
 from ..memory import check_memory, pool_bytes, run_bytes
 from ..methods import make_method
 from ..pool import Pool
@@ -56,7 +57,25 @@ from . import rundir
 from .loop import drive, log_row
 
 MAX_ATTEMPTS = 4
-"""Times one island's worker may die within one round before the run stops."""
+"""Times one island's worker may die within one round (or while starting) before the run
+stops."""
+
+OVERSUBSCRIBE = 2
+"""A local Ray may give workers up to this many times the machine's cores (they wait for each
+other); beyond it, thousands of processes would start on a laptop."""
+
+WORKER_BYTES = 300 << 20
+"""Memory of one worker process before its pool: Python, numpy, numba, gymnasium and Ray's
+worker runtime (measured: 250-300 MB resident)."""
+
+
+def check_local_gpus(n: int) -> None:
+    """--backend cuda islands on a local Ray need a GPU here; say so at once instead of starting
+    Ray and workers first (with fewer GPUs than workers, workers take turns: see connect)."""
+    from ..backends.cuda_backend import device_array_module, simulated
+
+    if not simulated():
+        device_array_module()  # no CuPy, no driver, no device: one line
 
 
 def import_ray():
@@ -218,18 +237,31 @@ def unpack(arrays: dict, meta: dict, cfg: Config, genome_size: int, path: Path):
         if not head.startswith("island") or not head[6:].isdigit() or int(head[6:]) >= n:
             raise SrmlError(f"checkpoint {path} has a foreign array {key!r}")
         states[int(head[6:])][0][rest] = v
+    generation, env_steps = meta.get("generation"), meta.get("env_steps")
+    if not all(_count(v) for v in (generation, env_steps)):
+        raise SrmlError(f"checkpoint {path}: malformed counters {generation!r}, {env_steps!r}")
+    restarts = meta.get("restarts", [0] * n)
+    if not isinstance(restarts, list) or len(restarts) != n or not all(map(_count, restarts)):
+        raise SrmlError(f"checkpoint {path}: malformed restarts {restarts!r}")
     for i, (a, m) in enumerate(states):
+        if not isinstance(m, dict):
+            raise SrmlError(f"checkpoint {path}: island {i}'s metadata is not an object")
         missing = {"founders", "pool_genomes", "pool_counters"} - a.keys()
         if missing or not {"generation", "env_steps", "rng"} <= m.keys():
             raise SrmlError(f"checkpoint {path} is incomplete: island {i} lacks {sorted(missing)}")
-        if a["pool_genomes"].ndim != 2 or a["pool_genomes"].shape[1] != genome_size:
-            raise SrmlError(
-                f"checkpoint {path}: island {i}'s genomes do not have {genome_size} weights"
-            )
-        if m["generation"] != meta.get("generation"):
+        if m["generation"] != generation:
             raise SrmlError(f"checkpoint {path}: island {i} is at another generation")
-    restarts = meta.get("restarts", [0] * n)
-    return states, int(meta["generation"]), int(meta["env_steps"]), list(restarts)
+        # every array and counter checked here, in the driver: a crafted checkpoint must not
+        # reach a worker's compiled kernel (nor fail there as a remote traceback)
+        try:
+            check_state(a, m, island_config(cfg, i), genome_size)
+        except SrmlError as e:
+            raise SrmlError(f"checkpoint {path}: island {i}: {e}") from None
+    return states, generation, env_steps, list(restarts)
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 class Islands:
@@ -251,7 +283,17 @@ class Islands:
         driver = 3 * self.n * pool_bytes(cfg.pool_size, G)  # last states + the .npz being written
         need = driver
         if not cfg.ray_address:  # a local Ray: the workers live on this machine too
-            need += self.n * run_bytes(cfg.pool_size, G, cfg.n_founders, cfg.batch)
+            cores = os.cpu_count() or 1
+            if self.n * cfg.worker_cpus > OVERSUBSCRIBE * cores:
+                raise SrmlError(
+                    f"--workers {self.n} x --worker-cpus {cfg.worker_cpus} on a local Ray: this "
+                    f"machine has {cores} cores (at most {OVERSUBSCRIBE * cores} CPUs of workers); "
+                    "use fewer workers, or --ray-address for a cluster"
+                )
+            if cfg.backend == "cuda":
+                check_local_gpus(self.n)
+            per_worker = run_bytes(cfg.pool_size, G, cfg.n_founders, cfg.batch) + WORKER_BYTES
+            need += self.n * per_worker
         check_memory(need, f"{self.n} islands of {cfg.pool_size} genomes x {G} weights")
         self.target = target_generation(cfg)
         self.generation, self.env_steps = 0, 0
@@ -310,13 +352,31 @@ class Islands:
             )
 
     def spawn(self, i: int) -> None:
-        """A new actor for island i, holding the island's last state (if any)."""
+        """A new actor for island i, holding the island's last state (if any); one that dies
+        while starting is replaced like one that dies later (see :meth:`call_all`)."""
         self._finish(i, self._start(i))
 
     def spawn_all(self) -> None:
         started = [self._start(i) for i in range(self.n)]  # the workers start in parallel
         for i, ready in enumerate(started):
-            self._finish(i, ready)
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    self._finish(i, ready)
+                    break
+                except self.ray.exceptions.RayActorError as e:  # died while starting
+                    self.restarts[i] += 1
+                    reason = str(e).strip().splitlines()[0].rstrip(".") if str(e).strip() else ""
+                    if attempt == MAX_ATTEMPTS:
+                        raise SrmlError(
+                            f"island {i}'s worker died {attempt} times while starting "
+                            f"(last: {reason or type(e).__name__})"
+                        ) from None
+                    print(
+                        f"srml: island {i}'s worker died while starting ({reason}); "
+                        "starting another",
+                        file=sys.stderr,
+                    )
+                    ready = self._start(i)
 
     def _start(self, i: int):
         ray, cfg = self.ray, self.cfg
@@ -338,7 +398,13 @@ class Islands:
         if info["error"]:
             raise SrmlError(f"island {i}: {info['error']}")
         if self.states[i] is not None:
-            ray.get(actor.load.remote(*self.states[i]))
+            try:
+                ray.get(actor.load.remote(*self.states[i]))
+            except ray.exceptions.RayTaskError as e:
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, SrmlError):
+                    raise SrmlError(f"island {i}: {cause}") from None
+                raise
         self.info[i], self.new_worker[i] = info, True
 
     def call_all(self, method: str, args, replay=None) -> list:

@@ -114,8 +114,11 @@ def drive(obj, out: Path | None, callback=None, progress: bool | None = None,
                 try:
                     new = driver.advance(t0)
                 except SrmlError as e:
+                    if isinstance(e, RunInterrupted):
+                        raise
                     if out is None or not (out / "log.jsonl").exists():
-                        raise  # a failed start: new_run_dir removes what it made
+                        # a failed start: new_run_dir removes what it made
+                        raise SrmlError(f"{e} (in generation {before + 1})") from None
                     raise SrmlError(
                         f"{e} (in generation {before + 1}; the run is kept up to its last "
                         f"checkpoint: srml run --resume {out})"
@@ -130,7 +133,8 @@ def drive(obj, out: Path | None, callback=None, progress: bool | None = None,
                 if out is not None:
                     every = cfg.checkpoint_every
                     if driver.generation // every > before // every:
-                        rundir.save_checkpoint(out / "pool.npz", *driver.state())
+                        with writing(out):
+                            rundir.save_checkpoint(out / "pool.npz", *driver.state())
                 warned = warn_nonfinite(main, warned)
                 if bar is not None:
                     bar.update(driver.env_steps, main)
@@ -138,6 +142,14 @@ def drive(obj, out: Path | None, callback=None, progress: bool | None = None,
                     break
                 if stop.signum:
                     _interrupted(driver, out, stop.signum)
+    except KeyboardInterrupt:  # a second Ctrl-C: at once, without a checkpoint of this moment
+        if out is None or not (out / "log.jsonl").exists():
+            raise  # nothing kept (a failed start removes what it made)
+        raise RunInterrupted(
+            f"interrupted at once (a second Ctrl-C) in generation {driver.generation + 1}; the "
+            f"run is kept up to its last checkpoint: srml run --resume {out}",
+            signal.SIGINT,
+        ) from None
     finally:
         if bar is not None:
             bar.close()
@@ -148,8 +160,22 @@ def drive(obj, out: Path | None, callback=None, progress: bool | None = None,
     return rows
 
 
-def write_rows(out: Path, rows: list[dict], driver, tb) -> None:
+@contextmanager
+def writing(out: Path):
+    """A write to the run directory that fails (a full disk, a directory made read-only, a
+    symlink planted in it) stops the run in one line with the resume command. Every write is
+    atomic or appended whole, so the last checkpoint and the log stay valid."""
     try:
+        yield
+    except OSError as e:
+        raise SrmlError(
+            f"cannot write to {out}: {e.strerror or e}; the last checkpoint is intact: fix "
+            f"that, then srml run --resume {out}"
+        ) from None
+
+
+def write_rows(out: Path, rows: list[dict], driver, tb) -> None:
+    with writing(out):
         for row in rows:
             rundir.append_line(out / "log.jsonl", row)
             append_csv(out / "progress.csv", row)
@@ -158,31 +184,23 @@ def write_rows(out: Path, rows: list[dict], driver, tb) -> None:
         for name, rec in getattr(driver, "records", {}).items():
             rec = {"generation": driver.generation, "env_steps": driver.env_steps, **rec}
             rundir.append_line(out / f"{name}.jsonl", rec)
-    except OSError as e:
-        raise SrmlError(
-            f"cannot write to {out}: {e.strerror or e} (the last checkpoint is intact: free "
-            f"space, then srml run --resume {out})"
-        ) from None
 
 
 def finish(driver, out: Path) -> None:
     """Final checkpoint and figure."""
     from ..plot import plot_runs  # matplotlib: imported only when a figure is drawn
 
-    try:
+    with writing(out):
         rundir.save_checkpoint(out / "pool.npz", *driver.state())
         plot_runs([out], out / "pool_reward.png")
-    except OSError as e:
-        raise SrmlError(
-            f"cannot write to {out}: {e.strerror or e} (free space, then srml run --resume {out})"
-        ) from None
 
 
 def _interrupted(driver, out: Path | None, signum: int) -> None:
     name = signal.Signals(signum).name
     if out is None:
         raise RunInterrupted(f"interrupted by {name} at generation {driver.generation}", signum)
-    rundir.save_checkpoint(out / "pool.npz", *driver.state())
+    with writing(out):
+        rundir.save_checkpoint(out / "pool.npz", *driver.state())
     raise RunInterrupted(
         f"interrupted by {name}; checkpoint written at generation {driver.generation}: "
         f"srml run --resume {out}",
@@ -234,37 +252,67 @@ def warn_nonfinite(row: dict, warned: bool) -> bool:
 
 
 class Progress:
-    """A tqdm bar over env steps: 'compiling' until the first generation is done, then the
-    pool's median/max fitness and the step rate."""
+    """Progress over env steps: 'compiling' until the first generation is done, then the
+    pool's median/max fitness and the step rate. On a terminal a tqdm bar; without one (a
+    log file, a batch job) a plain line after the first generation, then at most every
+    :attr:`PLAIN_EVERY` seconds and at the end: no carriage returns piling up in one line."""
 
-    def __init__(self, cfg, initial: int = 0):
-        from tqdm import tqdm
+    PLAIN_EVERY = 30.0
 
+    def __init__(self, cfg, initial: int = 0, stream=None):
+        self.stream = sys.stderr if stream is None else stream
         per_gen = cfg.batch * cfg.lifetime * max(cfg.workers, 1)
         limits = [cfg.total_steps] if cfg.total_steps else []
         if cfg.generations:
             limits.append(cfg.generations * per_gen)
+        self.total, desc = min(limits), f"{cfg.method} {cfg.env}"
+        isatty = getattr(self.stream, "isatty", None)
+        self.plain = not (isatty is not None and isatty())
+        if self.plain:
+            self.t0, self.n0, self.last = time.perf_counter(), initial, None
+            print(
+                f"srml: {desc}: compiling kernels / first generation "
+                f"({initial:,} of {self.total:,} env steps done)",
+                file=self.stream,
+                flush=True,
+            )
+            return
+        from tqdm import tqdm
+
         self.bar = tqdm(
-            total=min(limits),
+            total=self.total,
             initial=initial,
             unit="step",
             unit_scale=True,
-            desc=f"{cfg.method} {cfg.env}",
+            desc=desc,
             leave=True,
             dynamic_ncols=True,
             mininterval=0.5,
+            file=self.stream,
         )
         self.bar.set_postfix_str("compiling kernels / first generation", refresh=True)
 
     def update(self, env_steps: int, row: dict) -> None:
-        self.bar.update(min(env_steps, self.bar.total) - self.bar.n)
-        self.bar.set_postfix_str(
-            f"pool median/max={row['pool_fitness_median']:.4g}/{row['pool_fitness_max']:.4g}",
-            refresh=False,
+        fitness = f"pool median/max={row['pool_fitness_median']:.4g}/{row['pool_fitness_max']:.4g}"
+        if not self.plain:
+            self.bar.update(min(env_steps, self.bar.total) - self.bar.n)
+            self.bar.set_postfix_str(fitness, refresh=False)
+            return
+        now, done = time.perf_counter(), min(env_steps, self.total)
+        if self.last is not None and now - self.last < self.PLAIN_EVERY and done < self.total:
+            return
+        self.last = now
+        rate = (done - self.n0) / max(now - self.t0, 1e-9)
+        print(
+            f"srml: generation {row['generation']}: {done:,}/{self.total:,} env steps "
+            f"({100 * done / self.total:.0f}%), {fitness}, {rate:.3g} steps/s",
+            file=self.stream,
+            flush=True,
         )
 
     def close(self) -> None:
-        self.bar.close()
+        if not self.plain:
+            self.bar.close()
 
 
 def run_in(method, out: Path, callback=None, progress: bool | None = None) -> list[dict]:

@@ -26,12 +26,20 @@ from ..errors import SrmlError
 from ..methods import make_method
 from . import rundir
 from .islands import Islands
-from .loop import drive
+from .loop import drive, writing
 from .sinks import rewrite_csv
 
 EXTENDABLE = ("total_steps", "generations")
 """Limits --resume may raise (0 means no limit): a longer run continues the same trajectory."""
-FREE = ("progress", "checkpoint_every", "threads", "ray_address", "worker_cpus", "tensorboard")
+FREE = (
+    "progress",
+    "checkpoint_every",
+    "threads",
+    "ray_address",
+    "worker_cpus",
+    "tensorboard",
+    "step_timeout",
+)
 """Settings --resume may change: they do not change what the run computes."""
 
 
@@ -72,6 +80,8 @@ def merge_config(saved: Config, given: dict, run_dir: Path) -> Config:
 
 
 def checkpoint_config(meta: dict, path: Path) -> Config:
+    if not isinstance(meta.get("config"), str):
+        raise SrmlError(f"checkpoint {path} has no usable config (not TOML text)")
     try:
         return from_dict(tomllib.loads(meta["config"]))
     except (KeyError, TypeError, tomllib.TOMLDecodeError, SrmlError) as e:
@@ -98,6 +108,7 @@ def read_run(run_dir: Path, given: dict) -> tuple[Config, tuple[dict, dict] | No
         raise SrmlError(f"--resume {run_dir}: no such run directory")
     if not (run_dir / "config.toml").exists():
         raise SrmlError(f"--resume {run_dir}: not a run directory (no config.toml)")
+    rundir.refuse_symlinks(run_dir)
     saved = from_dict(load_toml(run_dir / "config.toml"))
     cfg = merge_config(saved, given, run_dir).validate()
     ckpt = run_dir / "pool.npz"
@@ -173,11 +184,12 @@ def prepare_to_continue(
         return None
     if not quiet:
         print(f"srml: resuming {run_dir} from generation {generation}", file=sys.stderr)
-    rundir.remove_stale_temps(run_dir)  # left by a process killed mid-write
-    rundir.trim_records(run_dir, generation)
-    if (run_dir / "progress.csv").exists():
-        rewrite_csv(run_dir / "progress.csv", kept)
-    cfg.save(run_dir / "config.toml")
+    with writing(run_dir):
+        rundir.remove_stale_temps(run_dir)  # left by a process killed mid-write
+        rundir.trim_records(run_dir, generation)
+        if (run_dir / "progress.csv").exists():
+            rewrite_csv(run_dir / "progress.csv", kept)
+        cfg.save(run_dir / "config.toml")
     walls = [r["wall_s"] for r in kept if "island" not in r and "wall_s" in r]
     return walls[-1] if walls else 0.0
 
