@@ -47,9 +47,11 @@ def _choices() -> dict[str, tuple]:
     from .pool import CREDITS, SELECTIONS
     from .srwm import BETAS, UPDATES
 
+    auto = ("auto",)  # the founders' recipe chooses (srml.config.RECIPES)
     return {
-        "backend": tuple(BACKENDS), "selection": tuple(SELECTIONS), "beta": tuple(BETAS),
-        "update": UPDATES, "credit": CREDITS, "twin": ("auto", "off"),
+        "backend": tuple(BACKENDS), "selection": auto + tuple(SELECTIONS),
+        "beta": auto + tuple(BETAS), "update": UPDATES, "credit": auto + tuple(CREDITS),
+        "twin": ("auto", "off"),
     }  # fmt: skip
 
 

@@ -345,10 +345,10 @@ def test_help_shows_defaults_and_version(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = capsys.readouterr().out
-    assert "(default: 1000)" in text and "(default: proportional)" in text
+    assert "(default: 1000)" in text and "(default: auto)" in text
     assert "--step-timeout" in text and "(default: 60.0)" in text
-    for flag in ("--selection {proportional,rank,softmax}", "--update {delta,tanh}",
-                 "--credit {none,mean,lineage}", "--twin {auto,off}"):  # fmt: skip
+    for flag in ("--selection {auto,proportional,rank,softmax}", "--update {delta,tanh}",
+                 "--credit {auto,none,mean,lineage}", "--twin {auto,off}"):  # fmt: skip
         assert flag in text, flag
     with pytest.raises(SystemExit):
         main(["--version"])
