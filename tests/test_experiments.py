@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = ["bandits", "classic_control", "ablations", "self_improvement", "tune_baselines"]
+EXPERIMENTS = [
+    "bandits",
+    "classic_control",
+    "ablations",
+    "self_improvement",
+    "tune_baselines",
+    "learned_optimizer",
+]
 sys.path.insert(0, str(ROOT / "experiments"))
 import common  # noqa: E402
 
@@ -37,7 +44,8 @@ def expected_runs(name) -> int:
         methods = tune_baselines.grid_methods(tomllib.loads(args.config.read_text())["grid"])
         methods = {k: {x: y for x, y in v.items() if x != "family"} for k, v in methods.items()}
     plan = common.load_plan(args, methods=methods)
-    return len(plan.envs) * len(plan.methods)
+    families = len(plan.extra.get("families", [None]))  # learned_optimizer: problem families
+    return len(plan.envs) * len(plan.methods) * families
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +111,33 @@ def test_tuning_reports_the_best_setting_of_each_baseline(quick_runs):
         env, family = key.split("/")
         rivals = [m for k, m in r["methods"].items() if k.startswith(f"{env}/{family},")]
         assert best["final_fitness_mean"] == max(m["final_fitness_mean"] for m in rivals)
+
+
+def test_learned_optimizer_compares_every_run_with_the_optimizers(quick_runs):
+    _, out = quick_runs["learned_optimizer"]
+    r = json.loads((out / "results.json").read_text())
+    for fig in ("loss_curves.png", "loss_ratio.png", "across_problems.png"):
+        assert (out / fig).stat().st_size > 5000, fig
+    x = r["evaluation"]
+    n_test = x["eval_lanes"] * x["eval_problems"]
+    for family, by_setting in r["learned_optimizer"].items():
+        assert list(by_setting) == x["settings"]
+        for s, e in by_setting.items():
+            assert set(e["baselines"]) == {"adam_1e-3", "adam_tuned", "sgd_tuned"}
+            assert e["baselines"]["adam_1e-3"]["lr"] == 1e-3
+            for label, m in e["methods"].items():
+                assert [p["seed"] for p in m["per_seed"]] == r["seeds"], (family, s, label)
+                for p in m["per_seed"]:
+                    assert 0.0 <= p["wins_vs_adam_tuned"] <= 1.0
+                    assert p["ratio_vs_adam_tuned"] > 0 and math.isfinite(p["mean_return"])
+                    assert len(p["median_curve"]) >= 2
+        for a in r["across_problems"][family].values():
+            assert len(a["return_mean_over_seeds"]) == x["across_problems"]
+    # every run's test returns cover the same test problems as the optimizers'
+    lo_eval = json.loads(next(out.glob("*/fme/seed*/lo_eval.json")).read_text())
+    assert all(len(v["returns"]) == n_test for v in lo_eval["settings"].values())
+    assert set(r["aim"]) == {f"quadratic/{label}" for label in r["method_specs"]}
+    assert "| quadratic | fme | 0 |" in (out / "table.md").read_text()
 
 
 def test_srml_plot_draws_experiment_runs_across_seeds_and_lineage(quick_runs, tmp_path):
