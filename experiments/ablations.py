@@ -25,7 +25,7 @@ import common  # noqa: E402
 def main(argv=None) -> int:
     args = common.parse_args(__doc__, __file__, argv)
     plan = common.load_plan(args)
-    runs = common.run_plan(plan, args.out)
+    runs = common.run_plan(plan, args.out, jobs=args.jobs)
     results = common.results_dict(plan, runs, common.command_line(__file__, argv))
     common.write_results(args.out, results)
     common.standard_figures(plan, runs, args.out)

@@ -71,7 +71,7 @@ def lifetime_figure(plan, runs, curves: dict, out: Path) -> Path:
 def main(argv=None) -> int:
     args = common.parse_args(__doc__, __file__, argv)
     plan = common.load_plan(args)
-    runs = common.run_plan(plan, args.out)
+    runs = common.run_plan(plan, args.out, jobs=args.jobs)
     results = common.results_dict(plan, runs, common.command_line(__file__, argv))
     results["lifetime_reward"] = lifetime_rewards(plan, runs)
     common.write_results(args.out, results)

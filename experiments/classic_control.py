@@ -33,7 +33,7 @@ THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110
 def main(argv=None) -> int:
     args = common.parse_args(__doc__, __file__, argv)
     plan = common.load_plan(args)
-    runs = common.run_plan(plan, args.out)
+    runs = common.run_plan(plan, args.out, jobs=args.jobs)
     results = common.results_dict(plan, runs, common.command_line(__file__, argv))
     results["thresholds"] = {
         common.env_slug(e): THRESHOLDS.get(common.env_slug(e)) for e in plan.envs

@@ -69,6 +69,11 @@ class Plan:
     """label -> {"method": registry name, **Config fields, **Options fields}."""
     extra: dict = field(default_factory=dict)
     """The mode's other keys, for the script (e.g. snapshots)."""
+    mode_config: dict = field(default_factory=dict)
+    """Config fields of the mode ([full.config] / [quick.config]), above env_config."""
+    mode_env_config: dict = field(default_factory=dict)
+    """env id -> Config fields of the mode for that env ([full.env_config."ENV"]), above
+    mode_config (e.g. a budget per env)."""
 
     def run_config(self, env: str, label: str, seed: int) -> tuple[str, Config, dict]:
         """(method name, Config, options) of one run."""
@@ -82,16 +87,23 @@ class Plan:
         unknown = set(spec) - CONFIG_FIELDS
         if unknown:
             raise SrmlError(f"[methods.{label}]: unknown keys {sorted(unknown)}")
-        merged = {**self.config, **self.env_config.get(env, {}), **spec, "env": env, "seed": seed}
+        merged = {
+            **self.config, **self.env_config.get(env, {}), **self.mode_config,
+            **self.mode_env_config.get(env, {}), **spec, "env": env, "seed": seed,
+        }  # fmt: skip
         merged.setdefault("progress", False)
         return name, from_dict(merged).validate(), options
 
 
-def parse_args(doc: str, script: str, argv=None) -> argparse.Namespace:
+def parse_args(doc: str, script: str, argv=None, modes: tuple = ()) -> argparse.Namespace:
+    """The flags every experiment takes; ``modes`` names extra TOML sections a flag selects
+    (e.g. ``--tune`` runs the [tune] section instead of [full])."""
     p = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help="the smoke-test mode (under a minute)")
+    for m in modes:
+        p.add_argument(f"--{m}", action="store_true", help=f"run the [{m}] section of the TOML")
     p.add_argument(
         "--out", type=Path, default=None, help="output directory (results.json, figures)"
     )
@@ -103,10 +115,29 @@ def parse_args(doc: str, script: str, argv=None) -> argparse.Namespace:
     )
     p.add_argument("--backend", default=None, help="override the backend of every run")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
+    p.add_argument("--envs", nargs="+", default=None, help="run only these envs of the plan")
+    p.add_argument(
+        "--methods", nargs="+", default=None, help="run only these method labels of the plan"
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train this many runs at once, one process and one numba thread each; results "
+        "are then read back from the run directories in order (the same numbers as --jobs 1)",
+    )
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
+    chosen = [m for m in modes if getattr(args, m)]
+    if len(chosen) + args.quick > 1:
+        p.error("choose at most one of --quick" + "".join(f", --{m}" for m in modes))
+    args.mode = "quick" if args.quick else (chosen[0] if chosen else "full")
     if args.out is None:
         args.out = (
-            Path("runs") / "experiments" / (Path(script).stem + ("-quick" if args.quick else ""))
+            Path("runs")
+            / "experiments"
+            / (Path(script).stem + ("" if args.mode == "full" else f"-{args.mode}"))
         )
     return args
 
@@ -117,11 +148,15 @@ def load_plan(args: argparse.Namespace, methods: dict | None = None) -> Plan:
             d = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise SrmlError(f"cannot read {args.config}: {e}") from None
-    mode = "quick" if args.quick else "full"
+    mode = getattr(args, "mode", "quick" if args.quick else "full")
+    if mode not in d:
+        raise SrmlError(f"{args.config} has no [{mode}] section")
     m = dict(d.get(mode, {}))
-    config = {**d.get("config", {}), **m.pop("config", {})}
+    config = dict(d.get("config", {}))
+    mode_config = dict(m.pop("config", {}))
+    mode_env_config = dict(m.pop("env_config", {}))
     if args.backend:
-        config["backend"] = args.backend
+        mode_config["backend"] = args.backend
     plan = Plan(
         experiment=d.get("experiment", Path(args.config).stem),
         mode=mode,
@@ -132,9 +167,21 @@ def load_plan(args: argparse.Namespace, methods: dict | None = None) -> Plan:
         env_config=d.get("env_config", {}),
         methods=methods if methods is not None else d.get("methods", {}),
         extra={k: v for k, v in m.items() if k != "seeds"},
+        mode_config=mode_config,
+        mode_env_config=mode_env_config,
     )
     if not plan.methods:
         raise SrmlError(f"{args.config} names no [methods.*]")
+    if getattr(args, "envs", None):
+        missing = sorted(set(args.envs) - set(plan.envs))
+        if missing:
+            raise SrmlError(f"--envs {missing} not in the plan's envs {plan.envs}")
+        plan.envs = [e for e in plan.envs if e in args.envs]
+    if getattr(args, "methods", None):
+        missing = sorted(set(args.methods) - set(plan.methods))
+        if missing:
+            raise SrmlError(f"--methods {missing} not in the plan's methods {sorted(plan.methods)}")
+        plan.methods = {k: v for k, v in plan.methods.items() if k in args.methods}
     for env in plan.envs:  # refuse a bad plan before any run starts
         for label in plan.methods:
             _, cfg, _ = plan.run_config(env, label, plan.seeds[0])
@@ -248,28 +295,57 @@ def summarize(values, seed: int = 0) -> dict:
     }
 
 
-def run_plan(plan: Plan, out: Path, hook=None) -> dict:
-    """Every env x method x seed; returns {env: {label: [run summaries, one per seed]}}."""
+def _train(args: tuple) -> str:
+    """A worker of ``run_plan(jobs > 1)``: train one run to its end (one numba thread)."""
+    name, cfg, options, evals, run_dir, hook = args
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except (ImportError, ValueError):
+        pass
+    r = run_one(name, cfg, options, evals, run_dir, hook)
+    return f"held-out {r['final']:.2f}, pool median {r['curve'][-1, 1]:.2f} in {r['wall_s']:.0f}s"
+
+
+def run_plan(plan: Plan, out: Path, hook=None, jobs: int = 1) -> dict:
+    """Every env x method x seed; returns {env: {label: [run summaries, one per seed]}}.
+    ``jobs > 1`` trains the runs in that many processes first; the loop below then reads each
+    finished run back from its directory (one deterministic held-out evaluation each)."""
     out.mkdir(parents=True, exist_ok=True)
+    todo = [
+        (env, label, seed) for env in plan.envs for label in plan.methods for seed in plan.seeds
+    ]
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        work = {}
+        for env, label, seed in todo:
+            name, cfg, options = plan.run_config(env, label, seed)
+            run_dir = out / env_slug(env) / label / f"seed{seed}"
+            work[(env, label, seed)] = (name, cfg, options, plan.evals, run_dir, hook)
+        # fork: the workers inherit the imported modules (nothing is compiled yet)
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as ex:
+            futures = {ex.submit(_train, w): k for k, w in work.items()}
+            for i, f in enumerate(as_completed(futures), 1):
+                env, label, seed = futures[f]
+                print(f"[trained {i}/{len(todo)}] {env_slug(env)} {label} seed {seed}: "
+                      f"{f.result()}", file=sys.stderr, flush=True)  # fmt: skip
     runs: dict = {}
-    total = len(plan.envs) * len(plan.methods) * len(plan.seeds)
-    n = 0
-    for env in plan.envs:
-        for label in plan.methods:
-            for seed in plan.seeds:
-                n += 1
-                name, cfg, options = plan.run_config(env, label, seed)
-                run_dir = out / env_slug(env) / label / f"seed{seed}"
-                r = run_one(name, cfg, options, plan.evals, run_dir, hook)
-                r |= {"run_dir": run_dir, "cfg": cfg, "name": name, "seed": seed}
-                runs.setdefault(env, {}).setdefault(label, []).append(r)
-                print(
-                    f"[{n}/{total}] {env_slug(env)} {label} seed {seed}: "
-                    f"held-out fitness {r['final']:.2f}, pool median {r['curve'][-1, 1]:.2f}, "
-                    f"{r['env_steps'] / 1e6:.1f}M steps in {r['wall_s']:.0f}s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    for n, (env, label, seed) in enumerate(todo, 1):
+        name, cfg, options = plan.run_config(env, label, seed)
+        run_dir = out / env_slug(env) / label / f"seed{seed}"
+        r = run_one(name, cfg, options, plan.evals, run_dir, hook)
+        r |= {"run_dir": run_dir, "cfg": cfg, "name": name, "seed": seed}
+        runs.setdefault(env, {}).setdefault(label, []).append(r)
+        print(
+            f"[{n}/{len(todo)}] {env_slug(env)} {label} seed {seed}: "
+            f"held-out fitness {r['final']:.2f}, pool median {r['curve'][-1, 1]:.2f}, "
+            f"{r['env_steps'] / 1e6:.1f}M steps in {r['wall_s']:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
     return runs
 
 

@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         raise SrmlError("self_improvement runs one method on one env (the snapshots' source)")
     hook = Snapshots(plan.extra.get("snapshots", [0.05, 0.25, 1.0]))
     tests = plan.extra.get("test_envs") or [{"env": plan.envs[0]}]
-    runs = common.run_plan(plan, args.out, hook=hook)
+    runs = common.run_plan(plan, args.out, hook=hook, jobs=args.jobs)
     results = common.results_dict(plan, runs, common.command_line(__file__, argv))
     [rs] = [rs for by in runs.values() for rs in by.values()]
 

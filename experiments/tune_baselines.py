@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     methods = grid_methods(grid)
     families = {label: m.pop("family") for label, m in methods.items()}
     plan = common.load_plan(args, methods=methods)
-    runs = common.run_plan(plan, args.out)
+    runs = common.run_plan(plan, args.out, jobs=args.jobs)
     results = common.results_dict(plan, runs, common.command_line(__file__, argv))
     best = {}
     for env_label, s in results["methods"].items():

@@ -24,8 +24,8 @@ from srml.envs.learned_optimizer import sizes
 from srml import optimizers
 from srml.backends import make_backend
 from srml.config import from_dict, load_toml
-from srml.fme import make_task
-from srml.runlog import load_checkpoint
+from srml.run.rundir import load_checkpoint
+from srml.task import make_task
 
 
 def per_problem_returns(rewards, firsts, n_problems, steps):

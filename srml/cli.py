@@ -188,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         "seeds with a bootstrap 95%% band",
     )
     g.add_argument(
+        "--instruments",
+        action="store_true",
+        help="draw FME's instruments: weight change, sibling spread, diversity, lineages, "
+        "column-space residual, genome norm",
+    )
+    g.add_argument(
         "--lineage",
         action="store_true",
         help="draw which founders' descendants fill the pool (FME runs write lineage.jsonl)",
@@ -284,7 +290,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .plot import group_across_seeds, plot_lineage, plot_runs, plot_runs_across_seeds
+    from .plot import (
+        group_across_seeds,
+        plot_instruments,
+        plot_lineage,
+        plot_runs,
+        plot_runs_across_seeds,
+    )
 
     for run in args.runs:
         if not (run / "log.jsonl").is_file():
@@ -297,6 +309,8 @@ def cmd_plot(args) -> int:
         raise SrmlError(f"-o {args.output}: use a .png, .pdf or .svg file name")
     if args.lineage:
         print(plot_lineage(args.runs, args.output))
+    elif args.instruments:
+        print(plot_instruments(args.runs, args.output, args.title))
     elif args.across_seeds:
         groups = group_across_seeds(args.runs)
         for label, runs in groups.items():

@@ -17,9 +17,9 @@ import tomli_w
 
 from .backends import BACKENDS
 from .errors import SrmlError
-from .pool import SELECTIONS
+from .pool import CREDITS, SELECTIONS
 from .run.rundir import atomic_write_bytes
-from .srwm import BETAS
+from .srwm import BETAS, UPDATES
 
 
 @dataclass
@@ -64,6 +64,18 @@ class Config:
     """Heads per layer (a block-diagonal W); widths are padded to a multiple of it."""
     beta: str = "single"
     """SRWM learning rates: single (one per head) or per_block (one per row block y, k, q, b)."""
+    update: str = "delta"
+    """SRWM update values: delta (W pq - W pk, Irie et al.) or tanh (tanh(W pq) - tanh(W pk): bounded, leaves W's column space)."""
+    noise_inputs: int = 0
+    """K extra network inputs, uniform in [-1, 1) each step from srml.rng: randomness whose effect the genome's own weights set."""
+    noise_to_y: bool = True
+    """Noise inputs reach the action rows (y) too; false: only the rows that drive self-modification (k, q, beta) read them."""
+    sample_keys: bool = False
+    """Write each step to one column drawn from softmax(k) (pk one-hot) instead of the soft key: variation the network controls."""
+    fitness_from: float = 0.0
+    """Fitness is the mean return of the episodes that end after this fraction of the lifetime (0: every episode; 0.5: those ending in the second half), each counted whole."""
+    credit: str = "none"
+    """Lineage credit: none; mean (a drawn genome's record becomes the mean over its first record and every run it is drawn for); lineage (mean, and each run also counts for the drawn genome's parent)."""
     sample_actions: bool = True
     """Discrete actions sampled from softmax(logits); false takes the argmax."""
     self_modify: bool = True
@@ -119,6 +131,14 @@ class Config:
         need(self.init_std > 0, f"--init-std must be > 0, got {self.init_std}")
         need(self.threads >= 0, f"--threads must be >= 0 (0: all cores), got {self.threads}")
         need(self.temperature > 0, f"--temperature must be > 0, got {self.temperature}")
+        need(
+            0 <= self.noise_inputs <= 64,
+            f"--noise-inputs must be between 0 and 64, got {self.noise_inputs}",
+        )
+        need(
+            0.0 <= self.fitness_from < 1.0,
+            f"--fitness-from must be in [0, 1) (a fraction of the lifetime), got {self.fitness_from}",
+        )
         need(self.twin in ("auto", "off"), f"--twin must be auto or off, got {self.twin!r}")
         need(self.checkpoint_every >= 1, "--checkpoint-every must be >= 1")
         need(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
@@ -136,11 +156,18 @@ class Config:
             ("--backend", self.backend, BACKENDS),
             ("--selection", self.selection, SELECTIONS),
             ("--beta", self.beta, BETAS),
+            ("--update", self.update, UPDATES),
+            ("--credit", self.credit, CREDITS),
         ]:
             need(
                 value in names, f"unknown {flag} {value!r}; choose from {', '.join(sorted(names))}"
             )
         return self
+
+    @property
+    def fitness_start(self) -> int:
+        """The step of the lifetime from which reward counts towards fitness."""
+        return int(self.fitness_from * self.lifetime)
 
     @property
     def n_founders(self) -> int:

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import instruments
 from .backends import Rollout
+from .device_pool import DevicePool, make_pool
 from .errors import SrmlError
 from .memory import check_memory, run_bytes
 from .method import Method, expect_array
@@ -30,6 +32,10 @@ from .pool import Pool
 class FMEOptions:
     deploy: int = 16
     """How many pool members (highest recorded fitness first) make up the deployed solution."""
+    device_pool: bool = True
+    """With --backend cuda: keep the pool in GPU memory (selection, insertion and eviction on
+    the device; the batch never visits the host between generations). False: the host pool.
+    Lineage credit (--credit) needs the host pool."""
 
 
 class FME(Method):
@@ -40,57 +46,72 @@ class FME(Method):
 
     def __init__(self, cfg, options: FMEOptions | None = None, backend=None):
         super().__init__(cfg, options, backend)
-        self.pool = Pool(cfg.pool_size, self.task.layout.size)
+        device = self.options.device_pool and cfg.credit == "none"
+        self.pool = make_pool(cfg, self.backend, self.task.layout.size, device)
         self.founders = self.task.layout.init(self.rng, cfg.n_founders, cfg.init_std)
-        self._drawn = None  # (parent ids, founder ids) of the genomes asked for, or founder rows
+        self._drawn = None  # (pool rows, parent ids, founder ids) of the genomes asked for
+        self._readings: dict = {}  # this generation's instruments (log columns)
 
     def check_resources(self) -> None:
         c, G = self.cfg, self.task.layout.size  # refuse a pool that cannot fit, before allocating
         need = run_bytes(c.pool_size, G, c.n_founders, c.batch)
         check_memory(need, f"a pool of {c.pool_size} genomes x {G} weights")
 
-    def propose(self) -> np.ndarray:
-        B, done = self.cfg.batch, self.generation * self.cfg.batch
+    def propose(self):
+        B, pool, done = self.cfg.batch, self.pool, self.generation * self.cfg.batch
         if done < len(self.founders):  # founders are evaluated before they compete
             idx = np.arange(done, done + B) % len(self.founders)
-            self._drawn = (None, idx)
-            return self.founders[idx]
-        idx = self.pool.sample(self.rng, B, self.cfg.selection, self.cfg.temperature)
-        self._drawn = (self.pool.ids[idx], self.pool.founder[idx])
-        genomes = self.pool.genomes[idx]
+            self._drawn = (None, None, idx)
+            return pool.batch(self.founders[idx])
+        rows = pool.sample(self.rng, B, self.cfg.selection, self.cfg.temperature)
+        self._drawn = (rows, *pool.members(rows))
+        genomes = pool.gather(rows)
         if self.cfg.sigma > 0:  # a baseline knob only: pure FME has no mutation
-            noise = self.rng.standard_normal(genomes.shape, dtype=np.float32)
-            genomes = genomes + np.float32(self.cfg.sigma) * noise
+            noise = self.rng.standard_normal((B, self.task.layout.size), dtype=np.float32)
+            genomes = pool.perturb(genomes, np.float32(self.cfg.sigma) * noise)
         return genomes
 
-    def update(self, asked: np.ndarray, rollout: Rollout) -> None:
-        parents, founders = self._drawn
-        self.pool.insert(rollout.genomes, rollout.fitness, parents, founders, self.generation)
+    def update(self, asked, rollout: Rollout) -> None:
+        rows, parents, founders = self._drawn
+        pool = self.pool
+        if self.cfg.credit != "none" and rows is not None:  # lucky records are re-checked:
+            pool.credit(rows, rollout.fitness)  # a drawn member's record: the mean of its runs
+            if self.cfg.credit == "lineage":  # ... and each run also counts for its parent
+                up = pool.rows_of(pool.parent[rows])
+                pool.credit(up[up >= 0], rollout.fitness[up >= 0])
+        if not pool.on_device:  # how much the lifetimes changed the weights, before insertion
+            r = np.random.default_rng([self.cfg.seed, self.generation, 0x5B1B])  # not training's
+            self._readings = instruments.batch_readings(asked, rollout.genomes, parents, r)
+        pool.insert(rollout.genomes, rollout.fitness, parents, founders, self.generation)
 
+    # --- what the log and a user see --------------------------------------------------------
     def population_fitness(self) -> np.ndarray:
-        return self.pool.fitness[: self.pool.size]
+        return self.pool.host_fitness()
 
-    def lineage(self) -> tuple[np.ndarray, np.ndarray]:
-        """Founders with descendants in the pool and how many members descend from each."""
-        return np.unique(self.pool.founder[: self.pool.size], return_counts=True)
+    def population_size(self) -> int:
+        return self.pool.size
+
+    def population_stats(self) -> dict[str, float]:
+        return self.pool.fitness_stats()  # the device pool computes them where they are
 
     def row_extras(self, rollout: Rollout) -> dict:
-        _, counts = self.lineage()
-        p = counts / counts.sum()
-        return {
-            "lineages": len(counts),
-            "lineages_effective": float(np.exp(-(p * np.log(p)).sum())),
-        }
+        n, effective = self.pool.lineage_summary()
+        row = {"lineages": n, "lineages_effective": effective}
+        if not self.pool.on_device:  # the pool instruments read host arrays
+            r = np.random.default_rng([self.cfg.seed, self.generation, 0x1257])  # not training's
+            row |= self._readings | instruments.pool_instruments(self.pool, self.founders,
+                                                                 self.task.layout, r)  # fmt: skip
+        return row
 
     def records(self) -> dict[str, dict]:
-        founders, counts = self.lineage()
+        founders, counts = self.pool.lineage()
         return {"lineage": {"founders": founders.tolist(), "counts": counts.tolist()}}
 
     def candidates(self) -> np.ndarray:
-        return self.pool.genomes[self.pool.best(self.options.deploy)]
+        return self.pool.take(self.pool.best(self.options.deploy))
 
     def candidates_fitness(self) -> np.ndarray:
-        return self.pool.fitness[self.pool.best(self.options.deploy)]
+        return self.pool.host_fitness()[self.pool.best(self.options.deploy)]
 
     # --- checkpoint state: the pool and the founders still to be evaluated ------------------
     def arrays(self) -> dict[str, np.ndarray]:
@@ -106,4 +127,6 @@ class FME(Method):
         if pool.capacity != c.pool_size:
             raise SrmlError(f"checkpoint pool holds {pool.capacity}, config says {c.pool_size}")
         founders = expect_array(arrays, "founders", (c.n_founders, G), np.float32)
+        if self.pool.on_device:
+            pool = DevicePool.from_pool(pool, self.pool.xp)
         self.pool, self.founders = pool, founders

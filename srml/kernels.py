@@ -4,10 +4,11 @@ The same plain-Python source is compiled for the CPU (``numba.njit``) and for
 CUDA (``numba.cuda.jit(device=True)``): ``make_agent_kernels(spec, jit)``
 closes over the network shape and codec as compile-time constants and returns
 
-- ``srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify)``: one step of
-  the whole network on genome ``g`` (float32, rewritten in place); input ``x``,
-  outputs into ``y``. Scratch buffers come from the caller (numpy arrays on the
-  CPU, ``cuda.local.array`` on the GPU), so this compiles for both.
+- ``srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify, key, t)``: one step
+  of the whole network on genome ``g`` (float32, rewritten in place); input ``x``,
+  outputs into ``y``; ``key`` and step ``t`` key the sampled keys' random numbers.
+  Scratch buffers come from the caller (numpy arrays on the CPU,
+  ``cuda.local.array`` on the GPU), so this compiles for both.
 - ``run_agent(...)``: a whole lifetime of one genome in a compiled env twin
   (SRWM and environment fused; the genome stays in cache for all S steps).
 
@@ -48,6 +49,10 @@ class NetSpec:
     episode_flag: bool
     low: tuple  # Box action bounds (nan where unbounded)
     high: tuple
+    update_tanh: bool = False  # squashed update values (Layout.update == "tanh")
+    key_slots: int = 0  # sampled keys: uniforms per step (0: keys are softmax(k), as today)
+    noise_inputs: int = 0  # K uniform noise inputs after the constant 1
+    y_blind: tuple = (0, 0)  # input positions [lo, hi) the first layer's y rows do not read
 
     @classmethod
     def of(cls, layout: Layout, codec: Codec) -> NetSpec:
@@ -76,18 +81,30 @@ class NetSpec:
             codec.episode_flag,
             low,
             high,
+            layout.update == "tanh",
+            layout.key_slots,
+            codec.noise_inputs,
+            layout.y_blind,
         )
 
 
-def make_layer_kernel(jit, off: int, H: int, di: int, do: int, n_beta: int, squash_input: bool):
+def make_layer_kernel(
+    jit, off: int, H: int, di: int, do: int, n_beta: int, squash_input: bool,
+    update_tanh: bool = False, slot0: int = 0, slots: int = 0, y_lo: int = 0, y_hi: int = 0,
+):  # fmt: skip
     """One layer's step with its shape as compile-time constants (the compiler unrolls and
     vectorizes the short loops over d): reads h0 (tanh first if ``squash_input``), writes
-    y to h1, rewrites the layer's weights in g."""
+    y to h1, rewrites the layer's weights in g. ``update_tanh``: squashed update values;
+    ``slots`` > 0: sampled keys, head hd of this layer drawing uniform number
+    ``t * slots + slot0 + hd`` of the key stream. The y rows skip inputs [y_lo, y_hi)."""
     rows = do + 2 * di + n_beta
     f0, f1, f80 = np.float32(0.0), np.float32(1.0), np.float32(80.0)
+    _, _, uniform = rng.make_rng(jit)
+    stream_key = rng.STREAM_KEY
+    sample_keys = slots > 0
 
     @jit
-    def layer(g, h0, h1, out, pk, pq, lr, self_modify):
+    def layer(g, h0, h1, out, pk, pq, lr, self_modify, key, t):
         if squash_input:
             for j in range(H * di):
                 h0[j] = math.tanh(h0[j])
@@ -97,7 +114,8 @@ def make_layer_kernel(jit, off: int, H: int, di: int, do: int, n_beta: int, squa
             for r in range(rows):
                 acc = f0
                 for d in range(di):
-                    acc += g[base + r * di + d] * h0[xo + d]
+                    if r >= do or xo + d < y_lo or xo + d >= y_hi:
+                        acc += g[base + r * di + d] * h0[xo + d]
                 out[r] = acc
             for r in range(do):
                 h1[hd * do + r] = out[r]
@@ -119,17 +137,38 @@ def make_layer_kernel(jit, off: int, H: int, di: int, do: int, n_beta: int, squa
                 pq[d] = pq[d] / sq
             if not self_modify:
                 continue
+            if sample_keys:  # pk one-hot at an index drawn from softmax(k)
+                u = np.float32(uniform(key, stream_key, t * slots + slot0 + hd))
+                cum = f0
+                hot = 0
+                for d in range(di):
+                    cum += pk[d]
+                    if cum < u:
+                        hot += 1
+                if hot > di - 1:
+                    hot = di - 1
+                for d in range(di):
+                    pk[d] = f0
+                pk[hot] = f1
             for j in range(n_beta):
                 # sigmoid: one expf is far cheaper than tanhf; the clamp keeps exp finite
                 # (sigmoid(-80) = 2e-35, 0 to float tolerance)
                 z = min(-out[do + 2 * di + j], f80)
                 lr[j] = f1 / (f1 + math.exp(z))
-            for d in range(di):
-                pq[d] = pq[d] - pk[d]  # pq now holds pq - pk
+            if not update_tanh:
+                for d in range(di):
+                    pq[d] = pq[d] - pk[d]  # pq now holds pq - pk
             for r in range(rows):
                 acc = f0
-                for d in range(di):
-                    acc += g[base + r * di + d] * pq[d]
+                if update_tanh:  # tanh(W pq) - tanh(W pk)
+                    acc_k = f0
+                    for d in range(di):
+                        acc += g[base + r * di + d] * pq[d]
+                        acc_k += g[base + r * di + d] * pk[d]
+                    acc = np.float32(math.tanh(acc)) - np.float32(math.tanh(acc_k))
+                else:
+                    for d in range(di):
+                        acc += g[base + r * di + d] * pq[d]
                 b = 0
                 if n_beta > 1:
                     b = 0 if r < do else (1 if r < do + di else (2 if r < do + 2 * di else 3))
@@ -143,9 +182,11 @@ def make_layer_kernel(jit, off: int, H: int, di: int, do: int, n_beta: int, squa
 def make_srwm_kernel(spec: NetSpec, jit):
     """``srwm_forward`` compiled with ``jit`` (see the module docstring): the layer kernels
     chained by closures, each layer's output becoming the next one's input."""
+    slot0 = [sum(spec.heads[:n]) for n in range(spec.n_layers)]
     layers = [
         make_layer_kernel(jit, spec.offsets[n], spec.heads[n], spec.head_in[n],
-                          spec.head_out[n], spec.n_beta, n > 0)
+                          spec.head_out[n], spec.n_beta, n > 0, spec.update_tanh,
+                          slot0[n], spec.key_slots, *(spec.y_blind if n == 0 else (0, 0)))
         for n in range(spec.n_layers)
     ]  # fmt: skip
 
@@ -156,21 +197,21 @@ def make_srwm_kernel(spec: NetSpec, jit):
         rest, width = chain(n + 1), spec.heads[n] * spec.head_out[n]
 
         @jit
-        def run(g, h0, h1, out, pk, pq, lr, self_modify):
-            layer(g, h0, h1, out, pk, pq, lr, self_modify)
+        def run(g, h0, h1, out, pk, pq, lr, self_modify, key, t):
+            layer(g, h0, h1, out, pk, pq, lr, self_modify, key, t)
             for j in range(width):
                 h0[j] = h1[j]
-            rest(g, h0, h1, out, pk, pq, lr, self_modify)
+            rest(g, h0, h1, out, pk, pq, lr, self_modify, key, t)
 
         return run
 
     network, d_in, d_out = chain(0), spec.d_in, spec.act_dim
 
     @jit
-    def srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify):
+    def srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify, key, t):
         for j in range(d_in):
             h0[j] = x[j]
-        network(g, h0, h1, out, pk, pq, lr, self_modify)
+        network(g, h0, h1, out, pk, pq, lr, self_modify, key, t)
         for j in range(d_out):
             y[j] = h1[j]
 
@@ -181,7 +222,9 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
     """``run_agent``: one genome's whole lifetime in a compiled twin, SRWM and env fused.
 
     ``run_agent(g, key, lifetime, sample, self_modify, state, obs, x, h0, h1, out, pk,
-    pq, lr, y, act, rec_a, rec_r, rec_f, lane, record) -> (return, episodes)``
+    pq, lr, y, act, rec_a, rec_r, rec_f, lane, record, t0) -> (return, episodes)``;
+    with ``t0`` > 0 only the episodes that end at step ``t0`` or later (or are cut off by
+    the lifetime's end) count, each with its whole return.
     """
     srwm_forward = make_srwm_kernel(spec, jit)
     reset, step = twin.make_kernels(env_jit)
@@ -189,13 +232,15 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
     obs_dim, act_dim, d_in = spec.obs_dim, spec.act_dim, spec.d_in
     discrete, reward_input, episode_flag = spec.discrete_act, spec.reward_input, spec.episode_flag
     low, high = spec.low, spec.high
-    stream_action = rng.STREAM_ACTION
+    stream_action, stream_noise = rng.STREAM_ACTION, rng.STREAM_NOISE
+    n_noise = spec.noise_inputs
+    f2 = np.float32(2.0)
     f0, f1 = np.float32(0.0), np.float32(1.0)
 
     @jit
     def run_agent(
         g, key, lifetime, sample, self_modify, state, obs, x, h0, h1, out, pk, pq, lr, y, act,
-        rec_a, rec_r, rec_f, lane, record,
+        rec_a, rec_r, rec_f, lane, record, t0,
     ):  # fmt: skip
         episode = 0
         reset(state, obs, key, episode)
@@ -206,8 +251,9 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
         first = True
         total = 0.0
         episodes = 0
+        ep_ret = 0.0
         for t in range(lifetime):
-            # x = [obs, previous action, previous reward, episode flag, 1, padding]
+            # x = [obs, previous action, previous reward, episode flag, 1, noise, padding]
             for j in range(d_in):
                 x[j] = f0
             for j in range(obs_dim):
@@ -226,7 +272,9 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
                 x[c] = f1 if first else f0
                 c += 1
             x[c] = f1
-            srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify)
+            for j in range(n_noise):
+                x[c + 1 + j] = f2 * np.float32(uniform(key, stream_noise, t * n_noise + j)) - f1
+            srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify, key, t)
             if discrete:
                 if sample:
                     m = y[0]
@@ -259,10 +307,13 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
                     else:
                         v = (math.tanh(np.float64(y[j])) + 1.0) * 0.5
                         act[j] = np.float32(low[j] + v * (high[j] - low[j]))
-            if first:
+            if first and t0 == 0:
                 episodes += 1
             r, term, trunc = step(state, act, obs, key, t)
-            total += r
+            if t0 == 0:
+                total += r
+            else:
+                ep_ret += r
             prev_r = np.float32(r)
             if record:
                 rec_r[t, lane] = r
@@ -271,8 +322,16 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
                     rec_a[t, lane, j] = act[j]
             first = term or trunc
             if first:
+                if t0 > 0:
+                    if t >= t0:  # an episode ending from step t0 on counts whole
+                        total += ep_ret
+                        episodes += 1
+                    ep_ret = 0.0
                 episode += 1
                 reset(state, obs, key, episode)
+        if t0 > 0 and not first:  # the episode the lifetime's end cuts off
+            total += ep_ret
+            episodes += 1
         return total, episodes
 
     return run_agent

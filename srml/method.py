@@ -22,10 +22,11 @@ from typing import ClassVar
 import numpy as np
 
 from . import rng
-from .backends import Backend, Rollout, make_backend
+from .backends import Backend, Rollout, make_backend, on_device
 from .config import Config
 from .errors import SrmlError
 from .evaluation import reevaluate as reevaluate_genomes
+from .fitness import stats
 from .run.loop import drive, run_in
 from .task import make_task
 
@@ -72,10 +73,14 @@ class Method:
 
     # --- ask / evaluate / tell -------------------------------------------------------------
     def ask(self) -> np.ndarray:
-        """The B genomes to run this generation, ``(batch, G)`` float32."""
+        """The B genomes to run this generation, ``(batch, G)`` float32 (FME with the cuda
+        backend: a :class:`srml.backends.DeviceBatch` in GPU memory; ``np.asarray`` copies it)."""
         if self._asked is not None:
             raise SrmlError(f"{self.name}: ask() twice without tell(); tell() the first batch")
-        self._asked = np.ascontiguousarray(self.propose(), np.float32)
+        genomes = self.propose()
+        if not on_device(genomes):  # a DeviceBatch (FME's device pool) stays where it is
+            genomes = np.ascontiguousarray(genomes, np.float32)
+        self._asked = genomes
         return self._asked
 
     def evaluate(self, genomes: np.ndarray, seed: int | None = None, record=False) -> Rollout:
@@ -193,6 +198,13 @@ class Method:
     def population_fitness(self) -> np.ndarray:
         """The fitness of what the method holds now (drawn as the 'pool' curve)."""
         raise NotImplementedError
+
+    def population_size(self) -> int:
+        return len(self.population_fitness())
+
+    def population_stats(self) -> dict[str, float]:
+        """:func:`srml.fitness.stats` of :meth:`population_fitness` (a log row's pool columns)."""
+        return stats(self.population_fitness())
 
     def candidates(self) -> np.ndarray:
         """The genomes it would deploy now, best first, ``(n, G)``."""

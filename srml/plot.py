@@ -251,3 +251,38 @@ def group_across_seeds(runs: list[Path]) -> dict[str, list[Path]]:
         parts = [str(c.get("env", "?"))] + [f"{k}={c.get(k)}" for k in differ if k != "env"]
         groups.setdefault(" ".join(parts), []).append(run)
     return groups
+
+
+INSTRUMENTS = {
+    "weight_change": "weight change per lifetime (relative)",
+    "sibling_spread": "spread of one parent's children (/ its norm)",
+    "diversity": "pool diversity (pairwise distance / norm)",
+    "lineages_effective": "founder lineages alive (effective number)",
+    "column_residual": "outside the founder's column space",
+    "weight_norm": "median genome norm",
+}
+
+
+def plot_instruments(runs: list[Path], out: Path, title: str | None = None) -> Path:
+    """FME's instruments (log.jsonl columns) over env steps, one panel each, one line per run;
+    log scales where the readings span decades."""
+    logs = {}
+    for run in runs:
+        rows = [r for r in read_log(Path(run) / "log.jsonl") if "island" not in r]
+        if not any("weight_change" in r or "lineages_effective" in r for r in rows):
+            raise SrmlError(f"{run} logged no instruments (FME runs on the host pool do)")
+        logs[Path(run)] = rows
+    fig, axes = panels(len(INSTRUMENTS), width=4.2, height=3.0, title=title or "FME instruments")
+    for ax, (key, label) in zip(axes, INSTRUMENTS.items(), strict=True):
+        for n, (run, rows) in enumerate(logs.items()):
+            y = col(rows, key)
+            if np.isfinite(y).any():
+                ax.plot(col(rows, "env_steps"), y, color=f"C{n % 10}", lw=1, label=_label(run))
+        if key in ("weight_change", "sibling_spread", "column_residual", "weight_norm"):
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("env steps")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=6)
+    return save_figure(fig, out)

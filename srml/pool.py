@@ -63,6 +63,8 @@ def softmax(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return _finite_or_uniform(fitness, w)
 
 
+CREDITS = ("none", "mean", "lineage")
+
 SELECTIONS: dict[str, Callable[..., np.ndarray]] = {
     "proportional": proportional,
     "rank": rank,
@@ -89,8 +91,10 @@ class Pool:
         self.ids = np.full(capacity, -1, np.int64)
         self.parent = np.full(capacity, -1, np.int64)
         self.founder = np.full(capacity, -1, np.int64)
+        self.runs = np.zeros(capacity, np.int64)  # fitness observations in a member's record
 
-    ARRAYS = ("genomes", "fitness", "last_used", "born", "ids", "parent", "founder")
+    ARRAYS = ("genomes", "fitness", "last_used", "born", "ids", "parent", "founder", "runs")
+    OPTIONAL = {"runs": 1}  # arrays older checkpoints lack, with the value they stand for
 
     def probabilities(self, rule: str = "proportional", temperature: float = 1.0) -> np.ndarray:
         if rule not in SELECTIONS:
@@ -106,6 +110,32 @@ class Pool:
         self.clock += 1
         self.last_used[idx] = self.clock
         return idx
+
+    def credit(self, rows: np.ndarray, fitness: np.ndarray) -> None:
+        """Lineage credit: fold the fitness a run of member ``rows[j]`` earned into that
+        member's record, which becomes the mean over its own first record and every run it
+        was drawn for (a member drawn twice in a batch gets both). Non-finite results are
+        skipped. Call before inserting the children (which may evict)."""
+        fitness = np.asarray(fitness, np.float64)
+        ok = np.isfinite(fitness) & np.isfinite(self.fitness[rows])
+        rows, fitness = np.asarray(rows)[ok], fitness[ok]
+        total = np.zeros(self.size)
+        count = np.zeros(self.size, np.int64)
+        np.add.at(total, rows, fitness)
+        np.add.at(count, rows, 1)
+        hit = np.flatnonzero(count)
+        n = self.runs[hit]
+        self.fitness[hit] = (self.fitness[hit] * n + total[hit]) / (n + count[hit])
+        self.runs[hit] = n + count[hit]
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Pool rows of member ids (-1 where the member is gone)."""
+        ids = np.asarray(ids, np.int64)
+        live = self.ids[: self.size]
+        order = np.argsort(live, kind="stable")
+        pos = np.minimum(np.searchsorted(live[order], ids), max(self.size - 1, 0))
+        found = (self.size > 0) & (live[order][pos] == ids) & (ids >= 0)
+        return np.where(found, order[pos], -1)
 
     def insert(self, genomes, fitness, parent=None, founder=None, born: int = 0) -> np.ndarray:
         """Add genomes; when full, overwrite the least recently used members. Returns rows."""
@@ -128,6 +158,7 @@ class Pool:
         self.ids[rows] = new_ids
         self.parent[rows] = -1 if parent is None else parent
         self.founder[rows] = new_ids if founder is None else founder
+        self.runs[rows] = 1
         return rows
 
     def state(self) -> dict[str, np.ndarray]:
@@ -150,6 +181,8 @@ class Pool:
             raise SrmlError(f"pool counters out of range: {c.tolist()}")
         for name in cls.ARRAYS:
             a = state.get(name)
+            if a is None and name in cls.OPTIONAL:
+                continue  # an older checkpoint: filled with its stand-in value below
             want = (size, genome_size) if name == "genomes" else (size,)
             kind = np.dtype(cls.DTYPES.get(name, np.int64))
             if not isinstance(a, np.ndarray) or a.shape != want or a.dtype != kind:
@@ -161,12 +194,47 @@ class Pool:
                 raise SrmlError(f"pool array {name!r} should be {kind}{want}, got {got}")
         pool = cls(capacity, genome_size)
         for name in cls.ARRAYS:
-            getattr(pool, name)[:size] = state[name]
+            getattr(pool, name)[:size] = state[name] if name in state else cls.OPTIONAL[name]
         pool.size, pool.clock, pool.next_id = size, clock, next_id
         return pool
 
+    # --- what FME asks of a pool (srml.device_pool.DevicePool answers the same on a GPU) ----
+    on_device = False
+
+    def batch(self, genomes: np.ndarray) -> np.ndarray:
+        """Host genomes (B, G) in the form the backend takes (here: as they are)."""
+        return genomes
+
+    def gather(self, rows) -> np.ndarray:
+        """The members at ``rows`` as a batch (B, G)."""
+        return self.genomes[rows]
+
+    def members(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, founder ids) of the members at ``rows``."""
+        return self.ids[rows], self.founder[rows]
+
+    def perturb(self, genomes: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        return genomes + noise
+
+    def host_fitness(self) -> np.ndarray:
+        return self.fitness[: self.size]
+
+    def lineage(self) -> tuple[np.ndarray, np.ndarray]:
+        """Founders with descendants in the pool and how many members descend from each."""
+        return np.unique(self.founder[: self.size], return_counts=True)
+
+    def lineage_summary(self) -> tuple[int, float]:
+        """(founder lineages alive, exp of the entropy of their shares)."""
+        _, counts = self.lineage()
+        p = counts / counts.sum()
+        return int(len(counts)), float(np.exp(-(p * np.log(p)).sum()))
+
     def fitness_stats(self) -> dict[str, float]:
         return stats(self.fitness[: self.size])
+
+    def take(self, rows) -> np.ndarray:
+        """A copy of the given members' genomes, ``(len(rows), G)``."""
+        return self.genomes[rows].copy()
 
     def best(self, k: int) -> np.ndarray:
         """Rows of the k members with the highest recorded fitness, best first."""

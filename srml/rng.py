@@ -29,6 +29,8 @@ STREAM_RESET = 2
 STREAM_ENV = 3
 STREAM_INIT = 4
 STREAM_MUTATION = 5
+STREAM_NOISE = 6  # noise inputs of the network: counter step * K + j
+STREAM_KEY = 7  # sampled keys: counter step * slots + slot (slot: layer by layer, head by head)
 
 
 def make_rng(jit=None):
@@ -85,6 +87,12 @@ def uniforms(keys, stream, counters) -> np.ndarray:
         inner = _mix(_u64(stream) * np.uint64(_GOLDEN) + _u64(counters))
         h = _mix(_u64(keys) ^ inner)
     return (h >> np.uint64(40)).astype(np.float64) * 2.0**-24
+
+
+def step_uniforms(keys, stream, step: int, k: int) -> np.ndarray:
+    """(B, k) uniforms of one step: counters step * k + j for j < k, one row per lane key."""
+    counters = np.uint64(step) * np.uint64(k) + np.arange(k, dtype=np.uint64)
+    return uniforms(np.asarray(keys)[:, None], stream, counters[None, :])
 
 
 def derive_seed(*parts: int) -> int:

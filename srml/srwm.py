@@ -29,6 +29,7 @@ import numpy as np
 from .errors import SrmlError
 
 BETAS = {"single": 1, "per_block": 4}
+UPDATES = ("delta", "tanh")
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,26 @@ class Layout:
     """
 
     def __init__(
-        self, d_in: int, d_out: int, hidden: tuple[int, ...] = (), heads: int = 1, beta="single"
+        self,
+        d_in: int,
+        d_out: int,
+        hidden: tuple[int, ...] = (),
+        heads: int = 1,
+        beta="single",
+        update: str = "delta",
+        sample_keys: bool = False,
+        y_blind: tuple[int, int] = (0, 0),
     ):
         if heads < 1:
             raise SrmlError(f"heads must be >= 1, got {heads}")
         if beta not in BETAS:
             raise SrmlError(f"unknown beta {beta!r}; choose from {sorted(BETAS)}")
+        if update not in UPDATES:
+            raise SrmlError(f"unknown update {update!r}; choose from {', '.join(UPDATES)}")
+        self.update, self.sample_keys = update, bool(sample_keys)
+        # input positions [lo, hi) the first layer's y rows do not read (noise inputs that
+        # only reach the self-modification: keys, queries, learning rates)
+        self.y_blind = (int(y_blind[0]), int(y_blind[1]))
         for h in hidden:
             if h < 1 or h % heads:
                 raise SrmlError(f"hidden width {h} must be a positive multiple of heads={heads}")
@@ -105,7 +120,16 @@ class Layout:
 
     def describe(self) -> str:
         shapes = ", ".join(f"{L.heads}x({L.rows}x{L.head_in})" for L in self.layers)
-        return f"SRWM {len(self.layers)} layer(s) [{shapes}], beta={self.beta}, genome {self.size}"
+        extra = f", update={self.update}" + (", sampled keys" if self.sample_keys else "")
+        return (
+            f"SRWM {len(self.layers)} layer(s) [{shapes}], beta={self.beta}{extra}, "
+            f"genome {self.size}"
+        )
+
+    @property
+    def key_slots(self) -> int:
+        """Random numbers one step draws for sampled keys: one per head of every layer."""
+        return sum(L.heads for L in self.layers) if self.sample_keys else 0
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -119,36 +143,73 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 + 0.5 * np.tanh(0.5 * z)
 
 
-def layer_step(W: np.ndarray, x: np.ndarray, L: LayerShape, active=None) -> np.ndarray:
+def sample_index(p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Index drawn from probabilities p (..., n) with uniforms u (...): the number of
+    cumulative sums below u (clipped: rounding may leave the last sum below 1)."""
+    c = np.cumsum(p, axis=-1)
+    idx = (c < u[..., None].astype(np.float32)).sum(-1)
+    return np.minimum(idx, p.shape[-1] - 1)
+
+
+def layer_step(
+    W: np.ndarray, x: np.ndarray, L: LayerShape, active=None, update="delta", u=None,
+    y_blind=(0, 0),
+) -> np.ndarray:  # fmt: skip
     """One self-referential step of one layer, batched.
 
     W: (B, H, rows, head_in), updated in place (only where ``active``).
     x: (B, H * head_in). Returns y: (B, H * head_out), read before the update.
+    ``update="tanh"`` squashes the values written: W += lr (tanh(W pq) - tanh(W pk)) pk^T,
+    which (unlike W pq - W pk) can leave the column space of W.
+    ``u`` (B, H): uniforms for sampled keys; pk becomes one-hot at an index drawn from
+    softmax(k) (the write goes to one column, chosen at random with odds the network sets).
+    ``y_blind`` (lo, hi): input positions the y rows do not read.
     """
     b = x.shape[0]
     xh = x.reshape(b, L.heads, L.head_in)
     out = np.einsum("bhrd,bhd->bhr", W, xh)
     o, i = L.head_out, L.head_in
     y = out[..., :o]
+    if y_blind[1] > y_blind[0]:
+        xy = x.copy()
+        xy[:, y_blind[0] : y_blind[1]] = 0
+        y = np.einsum("bhrd,bhd->bhr", W[..., :o, :], xy.reshape(b, L.heads, L.head_in))
     pk = softmax(out[..., o : o + i])
     pq = softmax(out[..., o + i : o + 2 * i])
+    if u is not None:
+        hot = sample_index(pk, u)  # (B, H)
+        pk = np.zeros_like(pk)
+        np.put_along_axis(pk, hot[..., None], np.float32(1.0), axis=-1)
     lr = sigmoid(out[..., o + 2 * i :])  # (B, H, n_beta)
     if L.n_beta > 1:  # one rate per row block: y, k, q, b
         lr = np.repeat(lr, [o, i, i, L.n_beta], axis=-1)
     if active is not None:
         lr = lr * active[:, None, None]
-    dv = np.einsum("bhrd,bhd->bhr", W, pq - pk)  # W pq - W pk
+    if update == "tanh":
+        dv = np.tanh(np.einsum("bhrd,bhd->bhr", W, pq)) - np.tanh(np.einsum("bhrd,bhd->bhr", W, pk))
+    else:
+        dv = np.einsum("bhrd,bhd->bhr", W, pq - pk)  # W pq - W pk
     W += (lr * dv)[..., None] * pk[..., None, :]
     return y.reshape(b, L.d_out)
 
 
-def forward(views: list[np.ndarray], layout: Layout, x: np.ndarray, active=None) -> np.ndarray:
-    """Run the whole network one step; every layer rewrites itself."""
+def forward(
+    views: list[np.ndarray], layout: Layout, x: np.ndarray, active=None, u=None
+) -> np.ndarray:
+    """Run the whole network one step; every layer rewrites itself.
+
+    ``u`` (B, layout.key_slots): uniforms for sampled keys, layer by layer, head by head.
+    """
     h = x
+    slot = 0
     for n, (W, L) in enumerate(zip(views, layout.layers, strict=True)):
         if n:
             h = np.tanh(h)
-        h = layer_step(W, h, L, active)
+        uh = None
+        if layout.sample_keys:
+            uh = u[:, slot : slot + L.heads]
+            slot += L.heads
+        h = layer_step(W, h, L, active, layout.update, uh, layout.y_blind if n == 0 else (0, 0))
     return h[:, : layout.d_out]
 
 
@@ -167,7 +228,9 @@ class Codec:
     """Maps env observations to network inputs and network outputs to actions.
 
     Input x = [observation, previous action, previous reward, episode-start
-    flag, 1], zero-padded to the network's width. Box observations are
+    flag, 1, K noise inputs], zero-padded to the network's width. The noise
+    inputs are uniforms in [-1, 1) from their own stream of :mod:`srml.rng`
+    (:func:`noise`); the network's weights decide what they do. Box observations are
     flattened, Discrete ones one-hot; the previous action is one-hot for
     Discrete and the raw values for Box. Discrete actions come from the
     logits (sampled from their softmax, or argmax); Box actions are squashed
@@ -180,6 +243,7 @@ class Codec:
         act_space: gym.Space,
         reward_input: bool = True,
         episode_flag: bool = True,
+        noise_inputs: int = 0,
     ):
         self.obs_space, self.act_space = obs_space, act_space
         self.obs_dim = _space_dim(obs_space, "observation")
@@ -187,7 +251,11 @@ class Codec:
         self.discrete_obs = isinstance(obs_space, gym.spaces.Discrete)
         self.discrete_act = isinstance(act_space, gym.spaces.Discrete)
         self.reward_input, self.episode_flag = reward_input, episode_flag
-        self.d_in = self.obs_dim + self.act_dim + int(reward_input) + int(episode_flag) + 1
+        self.noise_inputs = int(noise_inputs)
+        self.d_in = (
+            self.obs_dim + self.act_dim + int(reward_input) + int(episode_flag) + 1
+            + self.noise_inputs
+        )  # fmt: skip
         if not self.discrete_act:
             low = act_space.low.astype(np.float64).ravel()
             high = act_space.high.astype(np.float64).ravel()
@@ -195,8 +263,9 @@ class Codec:
             self.low = np.where(self.bounded, low, 0.0)
             self.high = np.where(self.bounded, high, 0.0)
 
-    def encode(self, obs, prev_act, prev_reward, first, width: int) -> np.ndarray:
-        """x (B, width) float32 from batched obs, previous actions/rewards and flags."""
+    def encode(self, obs, prev_act, prev_reward, first, width: int, noise=None) -> np.ndarray:
+        """x (B, width) float32 from batched obs, previous actions/rewards, flags and
+        ``noise`` (B, noise_inputs)."""
         b = len(first)
         x = np.zeros((b, width), np.float32)
         o, a = self.obs_dim, self.act_dim
@@ -218,15 +287,15 @@ class Codec:
             x[:, c] = first
             c += 1
         x[:, c] = 1.0
+        if self.noise_inputs:
+            x[:, c + 1 : c + 1 + self.noise_inputs] = noise
         return x
 
     def decode(self, y: np.ndarray, u: np.ndarray, sample: bool) -> np.ndarray:
         """Actions from outputs y (B, act_dim); u (B,) uniforms for sampling."""
         if self.discrete_act:
             if sample:
-                c = np.cumsum(softmax(y), axis=-1)
-                idx = (c < u[:, None].astype(np.float32)).sum(-1)
-                idx = np.minimum(idx, self.act_dim - 1)  # rounding: cumsum may end below 1
+                idx = sample_index(softmax(y), u)
             else:
                 idx = y.argmax(-1)
             return idx.astype(np.int64)

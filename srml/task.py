@@ -87,8 +87,14 @@ def make_task(cfg: Config) -> Task:
         obs_space, act_space = twin.observation_space, twin.action_space
     else:
         obs_space, act_space = env_spaces(env_id, cfg.env_kwargs)
-    codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag)
-    layout = Layout(codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta)
+    codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag, cfg.noise_inputs)
+    blind = (0, 0)
+    if cfg.noise_inputs and not cfg.noise_to_y:  # the noise inputs are the last K
+        blind = (codec.d_in - cfg.noise_inputs, codec.d_in)
+    layout = Layout(
+        codec.d_in, codec.act_dim, tuple(cfg.hidden), cfg.heads, cfg.beta, cfg.update,
+        cfg.sample_keys, blind,
+    )  # fmt: skip
     return Task(
         env_id,
         cfg.env_kwargs,
@@ -99,4 +105,5 @@ def make_task(cfg: Config) -> Task:
         twin,
         cfg.self_modify,
         requested_id=cfg.env,
+        fitness_start=cfg.fitness_start,
     )

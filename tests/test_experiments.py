@@ -16,6 +16,7 @@ EXPERIMENTS = [
     "ablations",
     "self_improvement",
     "tune_baselines",
+    "fme_from_one",
     "learned_optimizer",
 ]
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -78,7 +79,9 @@ def test_quick_mode_writes_results_and_figures(quick_runs, name):
     steps = {json.loads(log.read_text().splitlines()[-1])["env_steps"] for log in logs}
     assert steps == {r["env_steps"]}  # every method and seed used the same number of env steps
     if name != "tune_baselines":
-        for fig in ("pool_reward.png", "eval_fitness.png", "lineage.png"):
+        figs = ["pool_reward.png", "eval_fitness.png"]
+        figs += [] if name == "fme_from_one" else ["lineage.png"]  # one founder: no lineage panel
+        for fig in figs:
             assert (out / fig).stat().st_size > 5000, fig
 
 
@@ -232,3 +235,27 @@ def test_wilson_and_sign_test():
     assert common.wilson(0, 10)[0] == 0.0 and common.wilson(10, 10)[1] == 1.0
     assert common.sign_test(10, 0) == pytest.approx(2 / 2**10)
     assert common.sign_test(5, 5) == 1.0
+
+
+def test_fme_from_one_reports_per_seed_success_and_pairs(quick_runs):
+    _, out = quick_runs["fme_from_one"]
+    r = json.loads((out / "results.json").read_text())
+    for by_label in r["from_one"].values():
+        for e in by_label.values():
+            assert e["seeds"] == r["seeds"] and len(e["per_seed_final"]) == len(e["seeds"])
+            if "threshold" in e:
+                k = sum(e["success"])
+                assert e["success_rate"] == k / len(e["seeds"])
+                lo, hi = e["success_wilson95"]
+                assert lo <= e["success_rate"] <= hi
+                solved = [m >= e["threshold"] and f >= e["threshold"]
+                          for m, f in zip(e["per_seed_pool_median"], e["per_seed_final"],
+                                          strict=True)]  # fmt: skip
+                assert e["success"] == solved
+    for by_label in r["paired"].values():
+        for p in by_label.values():
+            assert p["wins"] + p["losses"] + p["ties"] == len(r["seeds"])
+    rev = r["reversal"]["hill_climber"]
+    assert len(rev["p_good_per_seed"]) == len(r["seeds"])
+    assert all(0 <= v <= 1 for row in rev["p_good_per_seed"] for v in row if v == v)
+    assert (out / "success.png").stat().st_size > 5000 and (out / "reversal.png").exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import SrmlError
-from .base import Backend, Rollout, Task
+from .base import Backend, DeviceBatch, Rollout, Task, on_device
 
 # name -> "module:Class"
 BACKENDS = {
@@ -25,4 +25,6 @@ def make_backend(name: str, task: Task, batch: int, threads: int = 0) -> Backend
     return getattr(importlib.import_module(module), cls)(task, batch, threads=threads)
 
 
-__all__ = ["BACKENDS", "Backend", "Rollout", "Task", "make_backend"]
+__all__ = [
+    "BACKENDS", "Backend", "DeviceBatch", "Rollout", "Task", "make_backend", "on_device"
+]  # fmt: skip

@@ -30,6 +30,7 @@ class Task:
     twin: object | None = None  # srml.envs.Twin when the env has a compiled twin
     self_modify: bool = True  # False freezes the weights (baselines)
     requested_id: str = ""  # the id the config named (e.g. CartPole-v1 for srml/CartPole-v1)
+    fitness_start: int = 0  # > 0: only episodes ending from this step on count (whole)
 
     @property
     def gym_id(self) -> str:
@@ -39,11 +40,54 @@ class Task:
         return self.env_id
 
 
+class DeviceBatch:
+    """B genomes resident on a device, laid out ``(G, B)``: one column per genome, so the
+    threads of a warp read neighbouring floats.
+
+    What FME's device pool hands the cuda backend and gets back (``ask()`` returns one, the
+    rollout's ``genomes`` is one): the batch never visits the host between generations.
+    ``data`` is the ``(G, B)`` array (CuPy on a GPU, numpy under numba's CUDA simulator) and
+    ``xp`` its array module. ``len()`` and ``shape`` read as the host batch's ``(B, G)``;
+    :meth:`to_host` (or ``np.asarray``) copies it to a ``(B, G)`` numpy array."""
+
+    on_device = True
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, data, xp):
+        self.data, self.xp = data, xp
+
+    def __len__(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.data.shape[1]), int(self.data.shape[0])
+
+    def to_host(self) -> np.ndarray:
+        host = self.data if self.xp is np else self.xp.asnumpy(self.data)
+        return np.ascontiguousarray(host.T)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.to_host()
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"DeviceBatch(B={len(self)}, G={self.shape[1]}, {self.xp.__name__})"
+
+
+def on_device(genomes) -> bool:
+    return getattr(genomes, "on_device", False)
+
+
 @dataclass
 class Rollout:
-    """The result of one execution of B genomes for one lifetime each."""
+    """The result of one execution of B genomes for one lifetime each.
 
-    genomes: np.ndarray  # (B, G) float32, rewritten during the lifetime
+    ``genomes`` is a :class:`DeviceBatch` when the backend was given one (the cuda backend
+    with FME's device pool); everything else is on the host."""
+
+    genomes: np.ndarray | DeviceBatch  # (B, G) float32, rewritten during the lifetime
     fitness: np.ndarray  # (B,) float64: mean return per episode begun
     episodes: np.ndarray  # (B,) episodes begun (the unfinished one counts)
     env_steps: int  # agent-steps taken, B * S
@@ -53,10 +97,13 @@ class Rollout:
     firsts: np.ndarray | None = field(default=None, repr=False)  # (S, B) episode-start flags
 
 
-def finalize(genomes, returns, episodes, env_steps, trace=None) -> Rollout:
-    """Fitness from returns; a genome whose weights or return are not finite gets -inf."""
+def finalize(genomes, returns, episodes, env_steps, trace=None, finite=None) -> Rollout:
+    """Fitness from returns; a genome whose weights or return are not finite gets -inf.
+    ``finite``: which genomes have only finite weights, where the caller knows (a device)."""
     fitness = returns / np.maximum(episodes, 1)
-    bad = ~np.isfinite(fitness) | ~np.isfinite(genomes).all(axis=1)
+    if finite is None:
+        finite = np.isfinite(genomes).all(axis=1)
+    bad = ~np.isfinite(fitness) | ~finite
     fitness = np.where(bad, -np.inf, fitness)
     res = Rollout(genomes, fitness, episodes, env_steps, int(bad.sum()))
     if trace is not None:  # (actions, rewards, firsts), each a list over steps
@@ -69,7 +116,7 @@ class Backend(Protocol):
     """What the run loop and every method need from an engine.
 
     ``run(genomes, seed, record=False)`` executes B = ``batch`` genomes (float32,
-    ``(B, G)``, not modified) for one lifetime each in ``task``'s env and returns
+    ``(B, G)``, not modified; the cuda backend also takes a :class:`DeviceBatch`) for one lifetime each in ``task``'s env and returns
     their rewritten copies with fitness. The same genomes and seed give the same
     Rollout on every backend, to float tolerance. ``close()`` frees the env and
     device resources."""

@@ -1,15 +1,31 @@
 """The cuda backend (GPU): one thread per agent, SRWM and twin fused in one kernel.
 
-Device arrays come from CuPy; the kernel is :func:`srml.kernels.make_agent_kernel`
-compiled with numba's CUDA target (the same source the CPU backend compiles)
-and launched on the CuPy arrays. Random numbers (action sampling, env resets)
-are the counter-based hash of :mod:`srml.rng`, computed inside the kernel, so a
-GPU run draws exactly what the numpy reference draws.
+Device arrays come from CuPy; the kernels (:mod:`srml.backends.cuda_kernels`) compile
+:func:`srml.kernels.make_agent_kernel` with numba's CUDA target (the same source the CPU
+backend compiles) and run on the CuPy arrays. Random numbers (action sampling, env resets)
+are the counter-based hash of :mod:`srml.rng`, computed inside the kernel, so a GPU run
+draws exactly what the numpy reference draws.
 
-Without a GPU, ``--backend cuda`` stops with a one-line message. The kernels are
-still tested on the CPU through numba's CUDA simulator
-(``NUMBA_ENABLE_CUDASIM=1``), where plain numpy arrays stand in for CuPy's.
-Only envs with a compiled twin run here (the generic path needs the host).
+Genomes live on the device laid out ``(G, B)``; by default each block copies its agents'
+genomes into shared memory once, runs the whole lifetime there and writes them back once
+(the ``coalesced`` global layout is the fallback for genomes too large for shared memory).
+The kernel variant is a constructor option, or comes from the environment:
+
+- ``SRML_CUDA_LAYOUT``: ``shared`` (default), ``coalesced`` or ``rows`` (the original
+  ``(B, G)`` kernel, one row per thread);
+- ``SRML_CUDA_THREADS``: threads per block (default 32; a multiple of 32);
+- ``SRML_CUDA_SCRATCH``: ``local`` (default) or ``shared`` per-thread scratch;
+- ``SRML_CUDA_LEAN``: 1 (default) shares the input/output buffers with the activations;
+- ``SRML_CUDA_MAXREG``: a register cap per thread (0, the default: the compiler's choice).
+
+Every variant gives bit-identical results. ``run`` takes a host ``(B, G)`` array (copied to
+the device and back) or a :class:`~srml.backends.base.DeviceBatch` (FME's device pool: the
+batch stays on the device and the rollout's genomes are a DeviceBatch; fitness and episode
+counts always come back to the host).
+
+Without a GPU, ``--backend cuda`` stops with a one-line message. The kernels are still
+tested on the CPU through numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), where plain
+numpy arrays stand in for CuPy's. Only envs with a compiled twin run here.
 """
 
 from __future__ import annotations
@@ -17,18 +33,20 @@ from __future__ import annotations
 import os
 import warnings
 
-import numba
 import numpy as np
-from numba import cuda  # module level: the simulator swaps it in through the kernel's globals
 
 from .. import rng
 from ..errors import SrmlError
-from ..kernels import NetSpec, make_agent_kernel
-from .base import Rollout, Task, finalize
-from .numba_backend import actions_from, trace_buffers
+from .cuda_compat import numba_cuda_error, patch_numpy
 
-THREADS_PER_BLOCK = 64
-_CACHE: dict = {}
+patch_numpy()  # before numba's CUDA target loads (see cuda_compat)
+
+from ..kernels import NetSpec  # noqa: E402
+from .base import DeviceBatch, Rollout, Task, finalize, on_device  # noqa: E402
+from .cuda_kernels import LAYOUTS, SCRATCHES, Variant, generation_kernel, resolve  # noqa: E402
+from .numba_backend import actions_from, trace_buffers  # noqa: E402
+
+THREADS_PER_BLOCK = 32  # default threads per block (the shared-memory kernel's best on an H100)
 
 
 def simulated() -> bool:
@@ -43,8 +61,11 @@ def device_array_module():
         import cupy
     except ImportError:
         raise SrmlError(
-            "--backend cuda needs CuPy and numba-cuda: pip install -e '.[cuda]'"
+            "--backend cuda needs CuPy and numba-cuda: pip install -e '.[cuda12]' "
+            "(CUDA 12 drivers) or '.[cuda13]' (CUDA 13)"
         ) from None
+    except Exception as e:  # a CuPy built for another CUDA, a broken install
+        raise SrmlError(f"--backend cuda: CuPy failed to load ({type(e).__name__}: {e})") from None
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:  # no driver, no device
@@ -56,50 +77,48 @@ def device_array_module():
     return cupy
 
 
-def cuda_generation(spec: NetSpec, twin):
-    """Compiled CUDA kernel running one generation (cached per network and twin)."""
-    key = (spec, twin.id, tuple(sorted(twin.params.items())))
-    if key in _CACHE:
-        return _CACHE[key]
-    run_agent = make_agent_kernel(spec, twin, cuda.jit(device=True), "cuda")
-    f32, f64 = numba.float32, numba.float64
-    state_dim, obs_dim, d_in, act_dim = twin.state_dim, twin.obs_dim, spec.d_in, spec.act_dim
-    width, rows, n_beta = spec.max_width, spec.max_rows, spec.n_beta
-    pdim = max(spec.max_head_in, spec.act_dim)
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw.strip() else default
+    except ValueError:
+        raise SrmlError(f"{name}={raw!r} is not an integer") from None
 
-    @cuda.jit
-    def generation(
-        genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, returns, episodes
-    ):
-        i = cuda.grid(1)
-        if i >= genomes.shape[0]:
-            return
-        state = cuda.local.array(state_dim, f64)
-        obs = cuda.local.array(obs_dim, f32)
-        x = cuda.local.array(d_in, f32)
-        h0 = cuda.local.array(width, f32)
-        h1 = cuda.local.array(width, f32)
-        out = cuda.local.array(rows, f32)
-        pk = cuda.local.array(pdim, f32)
-        pq = cuda.local.array(pdim, f32)
-        lr = cuda.local.array(n_beta, f32)
-        y = cuda.local.array(act_dim, f32)
-        act = cuda.local.array(act_dim, f32)
-        ret, eps = run_agent(
-            genomes[i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1, out,
-            pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record,
-        )  # fmt: skip
-        returns[i] = ret
-        episodes[i] = eps
 
-    _CACHE[key] = generation
-    return generation
+def variant_from(layout=None, threads_per_block=None, scratch=None, lean=None, max_registers=None):
+    """The kernel variant: arguments first, then ``SRML_CUDA_*`` (module docstring), then
+    defaults; bad values end in a one-line error."""
+    layout = layout or os.environ.get("SRML_CUDA_LAYOUT", "") or "shared"
+    scratch = scratch or os.environ.get("SRML_CUDA_SCRATCH", "") or "local"
+    tpb = threads_per_block or _env_int("SRML_CUDA_THREADS", THREADS_PER_BLOCK)
+    lean = bool(_env_int("SRML_CUDA_LEAN", 1)) if lean is None else bool(lean)
+    maxreg = _env_int("SRML_CUDA_MAXREG", 0) if max_registers is None else int(max_registers)
+    if layout not in LAYOUTS:
+        raise SrmlError(f"cuda layout {layout!r}: choose from {list(LAYOUTS)}")
+    if scratch not in SCRATCHES:
+        raise SrmlError(f"cuda scratch {scratch!r}: choose from {list(SCRATCHES)}")
+    if scratch == "shared" and layout != "shared":
+        raise SrmlError("cuda scratch 'shared' needs the shared layout")
+    if tpb < 32 or tpb > 1024 or tpb % 32:
+        raise SrmlError(f"cuda threads per block must be a multiple of 32 in 32..1024, got {tpb}")
+    if maxreg < 0:
+        raise SrmlError(f"cuda register cap must be >= 0, got {maxreg}")
+    return Variant(layout, tpb, scratch, lean, maxreg)
+
+
+def device_lane_keys(xp, seed: int, lanes_golden):
+    """:func:`srml.rng.lane_keys` computed on the device: ``lanes_golden`` is
+    ``arange(B, dtype=uint64) * GOLDEN`` (cached by the caller)."""
+    with np.errstate(over="ignore"):
+        s = rng._mix(rng._u64(seed))
+        return rng._mix(lanes_golden ^ xp.uint64(s))
 
 
 class CudaBackend:
     name = "cuda"
+    accepts_device_batch = True
 
-    def __init__(self, task: Task, batch: int, threads: int = 0):
+    def __init__(self, task: Task, batch: int, threads: int = 0, **variant):
         self.xp = device_array_module()
         if task.twin is None:
             raise SrmlError(
@@ -108,29 +127,82 @@ class CudaBackend:
             )
         self.task, self.batch = task, batch
         self.spec = NetSpec.of(task.layout, task.codec)
-        self.kernel = cuda_generation(self.spec, task.twin)
+        self.genome_size = task.layout.size
+        self.requested = variant_from(**variant)
+        self.variant = resolve(self.spec, task.twin, self.requested, self.genome_size)
+        self.kernel = generation_kernel(self.spec, task.twin, self.genome_size, self.variant)
+        self.compiled = simulated()
+        xp = self.xp
+        with np.errstate(over="ignore"):
+            self._lanes_golden = xp.arange(batch, dtype=xp.uint64) * xp.uint64(rng._GOLDEN)
 
-    def run(self, genomes: np.ndarray, seed: int, record: bool = False) -> Rollout:
-        t, b, xp = self.task, len(genomes), self.xp
+    # --- the kernel on device arrays ----------------------------------------------------------
+    def device_genomes(self, genomes) -> object:
+        """A fresh device array in the kernel's layout from a host ``(B, G)`` array or a
+        :class:`DeviceBatch` (which is left unchanged)."""
+        xp = self.xp
+        if on_device(genomes):
+            d = genomes.data
+            return xp.ascontiguousarray(d.T) if not self.variant.transposed else d.copy()
+        d = xp.asarray(np.ascontiguousarray(genomes, np.float32))
+        return xp.ascontiguousarray(d.T) if self.variant.transposed else d.copy()
+
+    def launch(self, d_genomes, seed: int, record: bool = False, rec=None):
+        """One generation on device arrays: rewrites ``d_genomes`` (the kernel's layout) in
+        place; returns device (returns, episodes)."""
+        t, xp, v = self.task, self.xp, self.variant
+        b = d_genomes.shape[1] if v.transposed else d_genomes.shape[0]
         if b != self.batch:
             raise SrmlError(f"backend built for batch {self.batch}, got {b} genomes")
-        d_genomes = xp.asarray(np.ascontiguousarray(genomes, np.float32)).copy()
-        d_keys = xp.asarray(rng.lane_keys(seed, np.arange(b)))
-        rec = [xp.asarray(a) for a in trace_buffers(record, t.lifetime, b, self.spec.act_dim)]
+        d_keys = device_lane_keys(xp, seed, self._lanes_golden)
+        if rec is None:
+            rec = [xp.asarray(a) for a in trace_buffers(record, t.lifetime, b, self.spec.act_dim)]
         d_ret, d_eps = xp.zeros(b), xp.zeros(b, np.int64)
-        blocks = (b + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+        blocks = (b + v.threads - 1) // v.threads
+        args = (d_genomes, d_keys, t.lifetime, t.sample_actions, t.self_modify, record, *rec,
+                d_ret, d_eps, t.fitness_start)  # fmt: skip
         with warnings.catch_warnings():  # the simulator runs the uint64 hash on numpy scalars,
             warnings.simplefilter("ignore", RuntimeWarning)  # in threads (errstate is per thread)
-            self.kernel[blocks, THREADS_PER_BLOCK](
-                d_genomes, d_keys, t.lifetime, t.sample_actions, t.self_modify, record, *rec,
-                d_ret, d_eps,
-            )  # fmt: skip
-        host = (lambda a: a) if xp is np else xp.asnumpy
+            if self.compiled:
+                self.kernel[blocks, v.threads](*args)
+            else:
+                try:  # the first launch compiles: a broken CUDA stack fails here
+                    self.kernel[blocks, v.threads](*args)
+                except SrmlError:
+                    raise
+                except Exception as e:
+                    raise numba_cuda_error(e) from None
+                self.compiled = True
+        return d_ret, d_eps
+
+    def host(self, a) -> np.ndarray:
+        return a if self.xp is np else self.xp.asnumpy(a)
+
+    def run(self, genomes, seed: int, record: bool = False) -> Rollout:
+        t, xp, b = self.task, self.xp, len(genomes)
+        if b != self.batch:
+            raise SrmlError(f"backend built for batch {self.batch}, got {b} genomes")
+        d = self.device_genomes(genomes)
+        rec = [xp.asarray(a) for a in trace_buffers(record, t.lifetime, b, self.spec.act_dim)]
+        d_ret, d_eps = self.launch(d, seed, record, rec)
         trace = None
         if record:
-            rec_a, rec_r, rec_f = (host(a) for a in rec)
+            rec_a, rec_r, rec_f = (self.host(a) for a in rec)
             trace = (actions_from(rec_a, t), rec_r, rec_f)
-        return finalize(host(d_genomes), host(d_ret), host(d_eps), b * t.lifetime, trace)
+        axis = 0 if self.variant.transposed else 1
+        finite = self.host(xp.isfinite(d).all(axis=axis))
+        if on_device(genomes):
+            out = DeviceBatch(d if self.variant.transposed else xp.ascontiguousarray(d.T), xp)
+        else:
+            out = self.host(d.T if self.variant.transposed else d)
+            out = np.ascontiguousarray(out)
+        return finalize(out, self.host(d_ret), self.host(d_eps), b * t.lifetime, trace, finite)
+
+    def resources(self) -> dict:
+        """Registers and local/shared memory of the compiled kernel (a real GPU only)."""
+        from .cuda_kernels import kernel_resources
+
+        return kernel_resources(self.kernel)
 
     def close(self):
         pass

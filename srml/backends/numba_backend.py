@@ -50,7 +50,7 @@ def fused_generation(spec: NetSpec, twin):
     state_dim, obs_dim, act_dim, d_in = twin.state_dim, twin.obs_dim, spec.act_dim, spec.d_in
 
     @numba.njit(parallel=True)
-    def generation(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f):
+    def generation(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, t0):
         b = genomes.shape[0]
         returns = np.zeros(b)
         episodes = np.zeros(b, np.int64)
@@ -63,7 +63,7 @@ def fused_generation(spec: NetSpec, twin):
             act = np.empty(act_dim, np.float32)
             ret, eps = run_agent(
                 genomes[i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1,
-                out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record,
+                out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
             )  # fmt: skip
             returns[i] = ret
             episodes[i] = eps
@@ -74,7 +74,8 @@ def fused_generation(spec: NetSpec, twin):
 
 
 def batched_srwm(spec: NetSpec):
-    """Compiled ``forward(genomes, x, active, y)`` over the population, one thread.
+    """Compiled ``forward(genomes, x, active, self_modify, keys, step, y)`` over the
+    population, one thread.
 
     Called once per env step, between Gymnasium's (single-threaded) steps: a parallel
     loop here would meet a thread barrier 500 times a lifetime, and on a busy machine
@@ -87,10 +88,13 @@ def batched_srwm(spec: NetSpec):
     scratch = srwm_scratch(spec)
 
     @numba.njit
-    def forward(genomes, x, active, self_modify, y):
+    def forward(genomes, x, active, self_modify, keys, step, y):
         h0, h1, out, pk, pq, lr = scratch()
         for i in range(genomes.shape[0]):
-            srwm_forward(genomes[i], x[i], h0, h1, out, pk, pq, lr, y[i], self_modify and active[i])
+            srwm_forward(
+                genomes[i], x[i], h0, h1, out, pk, pq, lr, y[i], self_modify and active[i],
+                keys[i], step,
+            )  # fmt: skip
         return y
 
     _CACHE[key] = forward
@@ -134,10 +138,10 @@ class NumbaBackend:
     def _compiled_forward(self, forward):
         spec, b = self.spec, self.batch
 
-        def call(genomes, views, layout, x, active):
+        def call(genomes, views, layout, x, active, u=None, keys=None, step=0):
             act = np.ones(b, np.bool_) if active is None else np.asarray(active) > 0
             y = np.empty((b, spec.act_dim), np.float32)
-            return forward(genomes, x, act, self.task.self_modify, y)
+            return forward(genomes, x, act, self.task.self_modify, keys, step, y)
 
         return call
 
@@ -151,8 +155,9 @@ class NumbaBackend:
         keys = rng.lane_keys(seed, np.arange(b))
         rec_a, rec_r, rec_f = trace_buffers(record, t.lifetime, b, self.spec.act_dim)
         returns, episodes = self.generation(
-            genomes, keys, t.lifetime, t.sample_actions, t.self_modify, record, rec_a, rec_r, rec_f
-        )
+            genomes, keys, t.lifetime, t.sample_actions, t.self_modify, record, rec_a, rec_r, rec_f,
+            t.fitness_start,
+        )  # fmt: skip
         trace = (actions_from(rec_a, t), rec_r, rec_f) if record else None
         return finalize(genomes, returns, episodes, b * t.lifetime, trace)
 

@@ -38,9 +38,10 @@ def make_vector_env(env_id: str, n: int, env_kwargs: dict) -> gym.vector.VectorE
     )
 
 
-def reference_forward(genomes, views, layout, x, active):
-    """The network step of the numpy reference: ``forward`` on the genomes' named views."""
-    return forward(views, layout, x, active)
+def reference_forward(genomes, views, layout, x, active, u=None, keys=None, step=0):
+    """The network step of the numpy reference: ``forward`` on the genomes' named views
+    (``u``: the uniforms of sampled keys; ``keys``/``step`` serve compiled steps)."""
+    return forward(views, layout, x, active, u)
 
 
 class NumpyBackend:
@@ -74,11 +75,17 @@ class NumpyBackend:
         returns, episodes = np.zeros(b), np.zeros(b, np.int64)
         trace = ([], [], []) if record else None
         frozen = np.zeros(b)
+        K, slots, t0 = t.codec.noise_inputs, t.layout.key_slots, t.fitness_start
+        ep_ret, in_ep = np.zeros(b), np.zeros(b, bool)  # fitness_start > 0: whole episodes
         for step in range(t.lifetime):
             act_now = ~skip
-            x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in)
+            noise = None
+            if K:
+                noise = 2.0 * rng.step_uniforms(keys, rng.STREAM_NOISE, step, K) - 1.0
+            x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in, noise)
             active = frozen if not t.self_modify else (act_now if skip.any() else None)
-            y = self.forward(genomes, views, t.layout, x, active)
+            uk = rng.step_uniforms(keys, rng.STREAM_KEY, step, slots) if slots else None
+            y = self.forward(genomes, views, t.layout, x, active, uk, keys, step)
             u = rng.uniforms(keys, rng.STREAM_ACTION, step)
             a = t.codec.decode(y, u, t.sample_actions)
             try:
@@ -91,15 +98,27 @@ class NumpyBackend:
                     trace, (a, np.where(act_now, r, 0.0), first & act_now), strict=True
                 ):
                     store.append(v)
-            episodes += first & act_now
-            returns += np.where(act_now, r, 0.0)
+            if t0 == 0:  # every episode begun counts (the unfinished one too)
+                episodes += first & act_now
+                returns += np.where(act_now, r, 0.0)
+            else:
+                in_ep |= first & act_now
+                ep_ret += np.where(act_now, r, 0.0)
             prev_act = np.where(act_now.reshape((b,) + (1,) * (a.ndim - 1)), a, prev_act)
             prev_rew = np.where(act_now, r, prev_rew).astype(np.float32)
             done = (term | trunc) & act_now
+            if t0 > 0:  # an episode ending from step t0 on counts whole
+                count = done & (step >= t0)
+                returns += np.where(count, ep_ret, 0.0)
+                episodes += count
+                ep_ret[done], in_ep[done] = 0.0, False
             if self.next_step_reset:
                 first, skip = skip.copy(), done  # after a reset call, the new episode begins
             else:
                 first = done
+        if t0 > 0:  # the episode the lifetime's end cuts off counts whole
+            returns += np.where(in_ep, ep_ret, 0.0)
+            episodes += in_ep
         return finalize(genomes, returns, episodes, b * t.lifetime, trace)
 
     def close(self):

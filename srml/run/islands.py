@@ -91,7 +91,7 @@ def best(pool: Pool, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k fittest members with finite fitness (ties: the lower row first)."""
     rows = pool.best(k)
     rows = rows[np.isfinite(pool.fitness[rows])]
-    return pool.genomes[rows].copy(), pool.fitness[rows].copy()
+    return pool.take(rows), pool.fitness[rows].copy()
 
 
 class IslandWorker:
@@ -238,6 +238,12 @@ class Islands:
     def __init__(self, cfg: Config, out: Path):
         if cfg.method != "fme":
             raise SrmlError(f"--workers runs FME islands; --method {cfg.method} has no islands")
+        if cfg.backend == "cuda" and not cfg.ray_address:
+            # the workers run on this machine: no GPU here must be one line now, not a wait
+            # for a GPU resource Ray can never grant
+            from ..backends.cuda_backend import device_array_module
+
+            device_array_module()
         self.ray = import_ray()
         self.cfg, self.out, self.n = cfg, Path(out), cfg.workers
         self.task = make_task(cfg)  # a bad env or space stops here, before Ray or files
@@ -284,6 +290,17 @@ class Islands:
             where = cfg.ray_address or "a local Ray instance"
             raise SrmlError(f"cannot start Ray on {where}: {type(e).__name__}: {e}") from None
         self.own_ray = True
+        if cfg.backend == "cuda" and not _simulated():
+            gpus = ray.cluster_resources().get("GPU", 0)
+            if gpus < 1:
+                where = cfg.ray_address or "the local Ray instance"
+                raise SrmlError(f"--backend cuda --workers {self.n}: {where} has no GPU")
+            if gpus < self.n:
+                print(
+                    f"srml: warning: {self.n} cuda workers need {self.n} GPUs, the Ray cluster "
+                    f"has {gpus:g}; workers wait for free GPUs",
+                    file=sys.stderr,
+                )
         have = ray.cluster_resources().get("CPU", 0)
         if have < need:
             print(
@@ -309,7 +326,7 @@ class Islands:
             except Exception:
                 pass
         opts = {"num_cpus": cfg.worker_cpus, "max_restarts": 0}
-        if cfg.backend == "cuda":
+        if cfg.backend == "cuda" and not _simulated():  # the simulator needs no GPU
             opts["num_gpus"] = 1
         actor = _actor_class(ray).options(**opts).remote(self.cfg.to_toml(), i, cfg.worker_cpus)
         self.actors[i] = actor
@@ -467,3 +484,7 @@ class Islands:
         if self.own_ray:
             ray.shutdown()
             self.own_ray = False
+
+
+def _simulated() -> bool:
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import SrmlError
-from ..fitness import finite_max, finite_mean, stats
+from ..fitness import finite_max, finite_mean
 from . import rundir
 from .sinks import TensorBoard, append_csv
 
@@ -39,8 +39,8 @@ def log_row(method, rollout, wall_s: float, gen_s: float) -> dict:
         "env_steps": method.env_steps,
         "wall_s": round(wall_s, 4),
         "steps_per_s": rollout.env_steps / max(gen_s, 1e-9),
-        "pool_size": len(method.population_fitness()),
-        **{f"pool_fitness_{k}": v for k, v in stats(method.population_fitness()).items()},
+        "pool_size": method.population_size(),
+        **{f"pool_fitness_{k}": v for k, v in method.population_stats().items()},
         "batch_fitness_mean": finite_mean(rollout.fitness),
         "batch_fitness_max": finite_max(rollout.fitness),
         "batch_episodes_mean": float(rollout.episodes.mean()),
@@ -54,7 +54,6 @@ class MethodDriver:
 
     def __init__(self, method):
         self.method, self.cfg = method, method.cfg
-        self.records: dict[str, dict] = {}  # name -> row of the last generation (lineage ...)
 
     @property
     def generation(self) -> int:
@@ -75,8 +74,13 @@ class MethodDriver:
         row = log_row(self.method, res, now - t0, now - g0)
         if self.method.generation == 1:  # say once what actually ran
             row |= {"env_id": self.method.task.env_id, "backend": self.method.backend.name}
-        self.records = self.method.records()
         return [row]
+
+    @property
+    def records(self) -> dict[str, dict]:
+        """name -> row of the last generation (lineage ...), computed only when written (a
+        lineage of a million founders costs more than a GPU generation)."""
+        return self.method.records()
 
     def state(self) -> tuple[dict, dict]:
         return self.method.state()
