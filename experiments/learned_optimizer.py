@@ -38,6 +38,7 @@ optimizer steps on the test problems), loss_ratio.png (per-seed median final-los
 tuned Adam and to Adam 1e-3) and across_problems.png.
 
     python experiments/learned_optimizer.py --quick --out /tmp/lo
+    python experiments/learned_optimizer.py --jobs 2   # two runs at a time (same numbers)
 """
 
 from __future__ import annotations
@@ -75,8 +76,14 @@ VALIDATION = 999  # held-out evaluation number of the validation problems (per t
 
 
 def family_kwargs(plan, family: str) -> dict:
-    """The env kwargs a family trains on."""
-    base = dict(plan.config.get("env_kwargs", {}))
+    """The env kwargs a family trains on: the plan's env_kwargs (the topmost of the layers
+    ``common.Plan.run_config`` merges), updated by the family's own (``family_kwargs.FAMILY``
+    in the mode's section) and its problem."""
+    layers = (plan.config, plan.env_config.get(ENV, {}), plan.mode_config,
+              plan.mode_env_config.get(ENV, {}))  # fmt: skip
+    base = {}
+    for layer in layers:
+        base = dict(layer.get("env_kwargs", base))
     return {**base, **plan.extra.get("family_kwargs", {}).get(family, {}), "problem": family}
 
 
@@ -453,35 +460,69 @@ def extras(plan) -> dict:
     return x
 
 
+def train_and_eval(plan, family, label, seed, x, out: Path) -> tuple[dict, dict]:
+    """Train one run (or read it back from its directory) and measure it on the test
+    problems (or read its cached measurements back)."""
+    name, cfg, options = plan.run_config(ENV, label, seed)
+    cfg = replace(cfg, env_kwargs=family_kwargs(plan, family))
+    run_dir = out / family / label / f"seed{seed}"
+    r = common.run_one(name, cfg, options, plan.evals, run_dir)
+    r |= {"run_dir": run_dir, "cfg": r["method"].cfg, "name": name, "seed": seed}
+    return r, eval_run(r, plan, family, x)
+
+
+def _worker(args: tuple) -> str:
+    """A worker of ``--jobs N``: one run trained and measured (one numba thread), its
+    results left in its run directory for the main process to read back in order."""
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except (ImportError, ValueError):
+        pass
+    r, e = train_and_eval(*args)
+    tr = np.mean(e["settings"]["train"]["returns"])
+    return f"test return {tr:.2f}, {r['env_steps'] / 1e6:.1f}M steps in {r['wall_s']:.0f}s"
+
+
+def train_all(plan, x, out: Path, jobs: int = 1) -> tuple[dict, dict]:
+    """Every family x method x seed, trained and measured; with ``jobs > 1`` in that many
+    processes first (like ``common.run_plan``), then read back in order (same numbers)."""
+    todo = [(f, label, s) for f in x["families"] for label in plan.methods for s in plan.seeds]
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # fork: the workers inherit the imported modules (nothing is compiled yet)
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as ex:
+            futures = {ex.submit(_worker, (plan, *k, x, out)): k for k in todo}
+            for i, fut in enumerate(as_completed(futures), 1):
+                f, label, seed = futures[fut]
+                print(f"[trained {i}/{len(todo)}] {f} {label} seed {seed}: {fut.result()}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+    runs: dict = {}
+    evals: dict = {}
+    for n, (family, label, seed) in enumerate(todo, 1):
+        r, e = train_and_eval(plan, family, label, seed, x, out)
+        runs.setdefault(family, {}).setdefault(label, []).append(r)
+        evals.setdefault(family, {}).setdefault(label, {})[seed] = e
+        tr = np.mean(e["settings"]["train"]["returns"])
+        print(
+            f"[{n}/{len(todo)}] {family} {label} seed {seed}: test return {tr:.2f}, "
+            f"{r['env_steps'] / 1e6:.1f}M steps in {r['wall_s']:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return runs, evals
+
+
 @common.main_guard
 def main(argv=None) -> int:
     args = common.parse_args(__doc__, __file__, argv)
     plan = common.load_plan(args)
     x = extras(plan)
     args.out.mkdir(parents=True, exist_ok=True)
-    runs: dict = {}
-    evals: dict = {}
-    total = len(x["families"]) * len(plan.methods) * len(plan.seeds)
-    n = 0
-    for family in x["families"]:
-        for label in plan.methods:
-            for seed in plan.seeds:
-                n += 1
-                name, cfg, options = plan.run_config(ENV, label, seed)
-                cfg = replace(cfg, env_kwargs=family_kwargs(plan, family))
-                run_dir = args.out / family / label / f"seed{seed}"
-                r = common.run_one(name, cfg, options, plan.evals, run_dir)
-                r |= {"run_dir": run_dir, "cfg": r["method"].cfg, "name": name, "seed": seed}
-                runs.setdefault(family, {}).setdefault(label, []).append(r)
-                e = eval_run(r, plan, family, x)
-                evals.setdefault(family, {}).setdefault(label, {})[seed] = e
-                tr = np.mean(e["settings"]["train"]["returns"])
-                print(
-                    f"[{n}/{total}] {family} {label} seed {seed}: test return {tr:.2f}, "
-                    f"{r['env_steps'] / 1e6:.1f}M steps in {r['wall_s']:.0f}s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    runs, evals = train_all(plan, x, args.out, jobs=args.jobs)
     base = {f: baselines(plan, f, x, args.out) for f in x["families"]}
     results = common.results_dict(plan, runs, common.command_line(__file__, argv))
     lo = lo_results(plan, runs, evals, base, x)

@@ -49,15 +49,24 @@ def expected_runs(name) -> int:
     return len(plan.envs) * len(plan.methods) * families
 
 
+class _QuickRuns(dict):
+    """name -> (process, out dir) of that experiment's quick mode, run on first use (so a
+    ``-k`` selection runs only the experiments its tests read)."""
+
+    def __init__(self, tmp_path_factory):
+        super().__init__()
+        self.tmp = tmp_path_factory
+
+    def __missing__(self, name):
+        d = self.tmp.mktemp(name)
+        self[name] = (run_script(name, "--quick", "--out", d), d)
+        return self[name]
+
+
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory):
-    """Every experiment's quick mode, run once for the tests below."""
-    out = {}
-    for name in EXPERIMENTS:
-        d = tmp_path_factory.mktemp(name)
-        p = run_script(name, "--quick", "--out", d)
-        out[name] = (p, d)
-    return out
+    """Every experiment's quick mode, each run once for the tests below."""
+    return _QuickRuns(tmp_path_factory)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -141,6 +150,25 @@ def test_learned_optimizer_compares_every_run_with_the_optimizers(quick_runs):
     assert all(len(v["returns"]) == n_test for v in lo_eval["settings"].values())
     assert set(r["aim"]) == {f"quadratic/{label}" for label in r["method_specs"]}
     assert "| quadratic | fme | 0 |" in (out / "table.md").read_text()
+
+
+def test_learned_optimizer_families_take_env_kwargs_at_the_plans_precedence(tmp_path):
+    import learned_optimizer
+
+    cfg = tmp_path / "lo.toml"
+    cfg.write_text(
+        'envs = ["srml/LearnedOptimizer-v0"]\n[methods.fme]\n'
+        "[config]\nenv_kwargs = {dim = 4, steps_per_problem = 10}\n"
+        "[quick]\nfamily_kwargs = {linreg = {n_data = 12}}\n"
+        "[quick.config]\ntotal_steps = 1000\nenv_kwargs = {dim = 6}\n"
+    )
+    args = common.parse_args("", "learned_optimizer.py", ["--quick", "--config", str(cfg)])
+    plan = common.load_plan(args)
+    assert plan.run_config(learned_optimizer.ENV, "fme", 0)[1].env_kwargs == {"dim": 6}
+    assert learned_optimizer.family_kwargs(plan, "quadratic") == {"dim": 6, "problem": "quadratic"}
+    assert learned_optimizer.family_kwargs(plan, "linreg") == {
+        "dim": 6, "n_data": 12, "problem": "linreg"
+    }  # fmt: skip
 
 
 def test_srml_plot_draws_experiment_runs_across_seeds_and_lineage(quick_runs, tmp_path):
