@@ -245,7 +245,7 @@ def compare(rule: np.ndarray, base: np.ndarray) -> dict:
 
 
 def lo_results(plan, runs, evals, base, x) -> dict:
-    res = {}
+    res, twin = {}, x["twin"]
     for family, by_label in runs.items():
         fam = res[family] = {}
         for s in x["settings"]:
@@ -272,6 +272,10 @@ def lo_results(plan, runs, evals, base, x) -> dict:
                         c = compare(R, b[bn]["returns"])
                         row[f"ratio_vs_{bn}"] = c["median_ratio"]
                         row[f"wins_vs_{bn}"] = c["win_share"]
+                    if label != twin and twin in by_label:  # the ES-trained twin, same seed
+                        c = compare(R, evals[family][twin][r["seed"]]["settings"][s]["returns"])
+                        row["ratio_vs_twin"] = c["median_ratio"]
+                        row["wins_vs_twin"] = c["win_share"]
                     row["median_curve"] = e["median_curve"]
                     per_seed.append(row)
                 entry["methods"][label] = {
@@ -335,8 +339,9 @@ def table(lo: dict, x) -> str:
     cols = [("train", "adam_1e-3"), ("train", "adam_tuned")] + [
         (s, "adam_tuned") for s in x["settings"] if s != "train"
     ]
+    cols += [(s, "twin") for s in x["settings"]]
     head = ["family", "method", "seed", "return (train)"] + [
-        f"{s}: ratio / wins vs {b.replace('_', ' ')}" for s, b in cols
+        f"{s}: ratio / wins vs {b.replace('_', ' ') if b != 'twin' else x['twin']}" for s, b in cols
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for family, fam in lo.items():
@@ -345,12 +350,17 @@ def table(lo: dict, x) -> str:
                 cells = [family, label, str(row["seed"]), f"{row['mean_return']:.2f}"]
                 for s, b in cols:
                     p = fam[s]["methods"][label]["per_seed"][i]
+                    if f"ratio_vs_{b}" not in p:
+                        cells.append("-")
+                        continue
                     cells.append(f"{p[f'ratio_vs_{b}']:.2f} / {100 * p[f'wins_vs_{b}']:.0f}%")
                 lines.append("| " + " | ".join(cells) + " |")
         for bn in ("adam_1e-3", "sgd_tuned"):
             cells = [family, bn, "-", f"{fam['train']['baselines'][bn]['mean_return']:.2f}"]
             for s, b in cols:
-                if b == "adam_tuned":
+                if b == "twin":
+                    cells.append("-")
+                elif b == "adam_tuned":
                     c = fam[s]["baselines"][bn]["vs_adam_tuned"]
                     cells.append(f"{c['median_ratio']:.2f} / {100 * c['win_share']:.0f}%")
                 else:
@@ -452,6 +462,7 @@ def extras(plan) -> dict:
         "tune_problems": int(e.get("tune_problems", 32)),
         "other_backend": str(e.get("other_backend", "numpy")),
         "aim_families": list(e.get("aim_families", ["quadratic", "linreg"])),
+        "twin": str(e.get("twin", "openai_es")),  # the ES-trained twin the others are paired with
     }
     if "train" not in x["settings"]:
         raise SrmlError("settings must include 'train'")

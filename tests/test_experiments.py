@@ -143,6 +143,8 @@ def test_learned_optimizer_compares_every_run_with_the_optimizers(quick_runs):
                     assert 0.0 <= p["wins_vs_adam_tuned"] <= 1.0
                     assert p["ratio_vs_adam_tuned"] > 0 and math.isfinite(p["mean_return"])
                     assert len(p["median_curve"]) >= 2
+                    if label != x["twin"]:  # paired with the ES-trained twin of its seed
+                        assert p["ratio_vs_twin"] > 0 and 0.0 <= p["wins_vs_twin"] <= 1.0
         for a in r["across_problems"][family].values():
             assert len(a["return_mean_over_seeds"]) == x["across_problems"]
     # every run's test returns cover the same test problems as the optimizers'
