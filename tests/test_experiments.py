@@ -17,6 +17,7 @@ EXPERIMENTS = [
     "self_improvement",
     "tune_baselines",
     "fme_from_one",
+    "learned_optimizer",
 ]
 sys.path.insert(0, str(ROOT / "experiments"))
 import common  # noqa: E402
@@ -44,18 +45,28 @@ def expected_runs(name) -> int:
         methods = tune_baselines.grid_methods(tomllib.loads(args.config.read_text())["grid"])
         methods = {k: {x: y for x, y in v.items() if x != "family"} for k, v in methods.items()}
     plan = common.load_plan(args, methods=methods)
-    return len(plan.envs) * len(plan.methods)
+    families = len(plan.extra.get("families", [None]))  # learned_optimizer: problem families
+    return len(plan.envs) * len(plan.methods) * families
+
+
+class _QuickRuns(dict):
+    """name -> (process, out dir) of that experiment's quick mode, run on first use (so a
+    ``-k`` selection runs only the experiments its tests read)."""
+
+    def __init__(self, tmp_path_factory):
+        super().__init__()
+        self.tmp = tmp_path_factory
+
+    def __missing__(self, name):
+        d = self.tmp.mktemp(name)
+        self[name] = (run_script(name, "--quick", "--out", d), d)
+        return self[name]
 
 
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory):
-    """Every experiment's quick mode, run once for the tests below."""
-    out = {}
-    for name in EXPERIMENTS:
-        d = tmp_path_factory.mktemp(name)
-        p = run_script(name, "--quick", "--out", d)
-        out[name] = (p, d)
-    return out
+    """Every experiment's quick mode, each run once for the tests below."""
+    return _QuickRuns(tmp_path_factory)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -112,6 +123,54 @@ def test_tuning_reports_the_best_setting_of_each_baseline(quick_runs):
         env, family = key.split("/")
         rivals = [m for k, m in r["methods"].items() if k.startswith(f"{env}/{family},")]
         assert best["final_fitness_mean"] == max(m["final_fitness_mean"] for m in rivals)
+
+
+def test_learned_optimizer_compares_every_run_with_the_optimizers(quick_runs):
+    _, out = quick_runs["learned_optimizer"]
+    r = json.loads((out / "results.json").read_text())
+    for fig in ("loss_curves.png", "loss_ratio.png", "across_problems.png"):
+        assert (out / fig).stat().st_size > 5000, fig
+    x = r["evaluation"]
+    n_test = x["eval_lanes"] * x["eval_problems"]
+    for family, by_setting in r["learned_optimizer"].items():
+        assert list(by_setting) == x["settings"]
+        for s, e in by_setting.items():
+            assert set(e["baselines"]) == {"adam_1e-3", "adam_tuned", "sgd_tuned"}
+            assert e["baselines"]["adam_1e-3"]["lr"] == 1e-3
+            for label, m in e["methods"].items():
+                assert [p["seed"] for p in m["per_seed"]] == r["seeds"], (family, s, label)
+                for p in m["per_seed"]:
+                    assert 0.0 <= p["wins_vs_adam_tuned"] <= 1.0
+                    assert p["ratio_vs_adam_tuned"] > 0 and math.isfinite(p["mean_return"])
+                    assert len(p["median_curve"]) >= 2
+                    if label != x["twin"]:  # paired with the ES-trained twin of its seed
+                        assert p["ratio_vs_twin"] > 0 and 0.0 <= p["wins_vs_twin"] <= 1.0
+        for a in r["across_problems"][family].values():
+            assert len(a["return_mean_over_seeds"]) == x["across_problems"]
+    # every run's test returns cover the same test problems as the optimizers'
+    lo_eval = json.loads(next(out.glob("*/fme/seed*/lo_eval.json")).read_text())
+    assert all(len(v["returns"]) == n_test for v in lo_eval["settings"].values())
+    assert set(r["aim"]) == {f"quadratic/{label}" for label in r["method_specs"]}
+    assert "| quadratic | fme | 0 |" in (out / "table.md").read_text()
+
+
+def test_learned_optimizer_families_take_env_kwargs_at_the_plans_precedence(tmp_path):
+    import learned_optimizer
+
+    cfg = tmp_path / "lo.toml"
+    cfg.write_text(
+        'envs = ["srml/LearnedOptimizer-v0"]\n[methods.fme]\n'
+        "[config]\nenv_kwargs = {dim = 4, steps_per_problem = 10}\n"
+        "[quick]\nfamily_kwargs = {linreg = {n_data = 12}}\n"
+        "[quick.config]\ntotal_steps = 1000\nenv_kwargs = {dim = 6}\n"
+    )
+    args = common.parse_args("", "learned_optimizer.py", ["--quick", "--config", str(cfg)])
+    plan = common.load_plan(args)
+    assert plan.run_config(learned_optimizer.ENV, "fme", 0)[1].env_kwargs == {"dim": 6}
+    assert learned_optimizer.family_kwargs(plan, "quadratic") == {"dim": 6, "problem": "quadratic"}
+    assert learned_optimizer.family_kwargs(plan, "linreg") == {
+        "dim": 6, "n_data": 12, "problem": "linreg"
+    }  # fmt: skip
 
 
 def test_srml_plot_draws_experiment_runs_across_seeds_and_lineage(quick_runs, tmp_path):
