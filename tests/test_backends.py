@@ -22,10 +22,10 @@ VARIANTS = {
 }
 
 
-def _compare(env, backend, variant, batch, lifetime, twin="auto"):
-    cfg = Config(
-        env=env, batch=batch, pool_size=batch, lifetime=lifetime, twin=twin, **VARIANTS[variant]
-    )
+def compare_with_reference(settings, env, backend, batch, lifetime, twin="auto"):
+    """One generation of ``backend`` against the numpy reference, on the same genomes and seed,
+    with the network and fitness ``settings`` (Config fields); test_variants uses it too."""
+    cfg = Config(env=env, batch=batch, pool_size=batch, lifetime=lifetime, twin=twin, **settings)
     task = make_task(cfg)
     genomes = task.layout.init(np.random.default_rng(7), batch, 0.5)
     ref = make_backend("numpy", task, batch).run(genomes, seed=11, record=True)
@@ -40,10 +40,14 @@ def _compare(env, backend, variant, batch, lifetime, twin="auto"):
     np.testing.assert_array_equal(out.episodes, ref.episodes)
     np.testing.assert_allclose(out.fitness, ref.fitness, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out.genomes, ref.genomes, rtol=1e-3, atol=1e-3)
-    if VARIANTS[variant].get("self_modify") is False:
+    if settings.get("self_modify") is False:
         np.testing.assert_array_equal(out.genomes, genomes)
     else:
         assert not np.allclose(out.genomes, genomes)  # the genomes did rewrite themselves
+
+
+def _compare(env, backend, variant, batch, lifetime, twin="auto"):
+    compare_with_reference(VARIANTS[variant], env, backend, batch, lifetime, twin)
 
 
 # every twin with the default network; every network variant on a Discrete and a Box env

@@ -4,6 +4,7 @@ credit and the instruments."""
 
 import numpy as np
 import pytest
+from test_backends import compare_with_reference
 
 from srml import instruments, rng
 from srml.backends import make_backend
@@ -98,23 +99,7 @@ VARIANTS = {
 
 
 def _compare(env, backend, variant, batch, lifetime, twin="auto"):
-    cfg = Config(
-        env=env, batch=batch, pool_size=batch, lifetime=lifetime, twin=twin, **VARIANTS[variant]
-    )
-    task = make_task(cfg)
-    genomes = task.layout.init(np.random.default_rng(7), batch, 0.5)
-    ref = make_backend("numpy", task, batch).run(genomes, seed=11, record=True)
-    out = make_backend(backend, task, batch).run(genomes, seed=11, record=True)
-    if task.codec.discrete_act:
-        np.testing.assert_array_equal(out.actions, ref.actions)
-    else:
-        np.testing.assert_allclose(out.actions, ref.actions, atol=1e-3)
-    np.testing.assert_allclose(out.rewards, ref.rewards, rtol=1e-4, atol=1e-3)
-    np.testing.assert_array_equal(out.firsts, ref.firsts)
-    np.testing.assert_array_equal(out.episodes, ref.episodes)
-    np.testing.assert_allclose(out.fitness, ref.fitness, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(out.genomes, ref.genomes, rtol=1e-3, atol=1e-3)
-    assert not np.allclose(out.genomes, genomes)
+    compare_with_reference(VARIANTS[variant], env, backend, batch, lifetime, twin)
 
 
 # every variant on a discrete or a continuous env, the deep one on both (each case compiles a
