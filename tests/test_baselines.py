@@ -137,6 +137,26 @@ def test_hill_climber_keeps_the_genome_it_ran_not_the_one_it_became():
     assert true_fitness(m.candidates()) == pytest.approx(m.fitness, rel=1e-5)
 
 
+@pytest.mark.parametrize("name", ["hill_climber", "openai_es"])
+def test_init_random_starts_from_one_random_genome_like_fme_from_one(name):
+    """init = random: the first generation already varies ONE random genome (FME's
+    --founders 1 start); init = best first runs B random genomes and keeps the best."""
+    m, backend = build(name, options={**OPTIONS.get(name, {}), "init": "random"})
+    start = m.candidates().copy()
+    assert start.shape == (1, m.task.layout.size) and np.abs(start).max() > 0
+    m.step()
+    genomes = backend.calls[0][0]
+    spread = np.abs(genomes - start).max(1)
+    assert spread.max() < 1.0  # mutants or perturbations of that one genome, sigma 0.1
+    best, backend_b = build(name)
+    best.step()
+    first = backend_b.calls[0][0]
+    assert len(np.unique(first, axis=0)) == B  # B independent random genomes
+    assert np.abs(first - first[:1]).max() > 1.0
+    with pytest.raises(SrmlError, match="init must be best or random"):
+        build(name, options={"init": "one"})
+
+
 def test_openai_es_is_antithetic_and_climbs_the_quadratic():
     m, backend = build("openai_es", generations=200)
     m.step()

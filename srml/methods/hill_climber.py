@@ -31,6 +31,9 @@ class HillClimberOptions:
     reevaluate: bool = True
     """Re-run the current genome each generation and compare mutants with that fresh fitness
     (robust to noise); false compares with the fitness it had when accepted (strict elitism)."""
+    init: str = "best"
+    """Where the climb starts: best (of one generation of B random genomes) or random (one
+    random genome, unevaluated: FME's start with --founders 1)."""
 
 
 class HillClimber(Method):
@@ -41,10 +44,13 @@ class HillClimber(Method):
         if cfg.sigma <= 0:
             raise SrmlError("the hill-climber needs mutation noise: set --sigma > 0")
         super().__init__(cfg, options, backend)
+        if self.options.init not in ("best", "random"):
+            raise SrmlError(f"hill-climber init must be best or random, got {self.options.init!r}")
         G = self.task.layout.size
-        self.genome = np.zeros(G, np.float32)  # the current genome (meaningless until started)
-        self.started = False
-        self.fitness = -np.inf  # its fitness, as last measured
+        self.started = self.options.init == "random"
+        # the current genome (meaningless until started)
+        self.genome = self.random_genomes(1)[0] if self.started else np.zeros(G, np.float32)
+        self.fitness = -np.inf  # its fitness, as last measured (-inf: not yet)
         self.accepted = 0  # how many mutants replaced the current genome
         self.last = np.empty(0)  # this generation's fitness (the population curve)
 
