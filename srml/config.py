@@ -60,7 +60,7 @@ class Config:
     selection: str = "auto"
     """How the pool picks genomes, monotonic in fitness: proportional, rank or softmax; auto: rank with --founders 1, else proportional (see RECIPES)."""
     temperature: float = 1.0
-    """softmax selection: temperature in units of the pool's fitness standard deviation."""
+    """Selection pressure. softmax: temperature in units of the pool's fitness standard deviation; rank: weights (rank / n) ** (1 / T) (1: linear ranking, smaller: stronger); proportional ignores it."""
     founders: int = 0
     """K random genomes that start the pool, each evaluated before it competes; 0 fills the pool."""
     init_std: float = 2.0

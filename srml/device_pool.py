@@ -30,7 +30,7 @@ import numpy as np
 from .backends.base import DeviceBatch, on_device
 from .errors import SrmlError
 from .fitness import STATS, stats, top_k
-from .pool import HUGE, SELECTIONS, Pool
+from .pool import HUGE, SELECTIONS, Pool, rank_power
 
 
 def _host(xp, a) -> np.ndarray:
@@ -74,7 +74,7 @@ def rank(xp, fitness, temperature: float = 1.0):
         s = xp.sort(f)
         lo = xp.searchsorted(s, f, side="left")
         hi = xp.searchsorted(s, f, side="right")
-        return (lo + hi + 1).astype(np.float64) / 2.0
+        return rank_power((lo + hi + 1).astype(np.float64) / 2.0, temperature)
 
     return _finite_or_uniform(xp, fitness, w)
 

@@ -39,6 +39,12 @@ def _finite_or_uniform(fitness: np.ndarray, weights_of_finite) -> np.ndarray:
     return w
 
 
+def rank_power(r, temperature: float):
+    """Mean ranks r turned into weights (r / max r) ** (1 / T); T = 1 leaves r as it is (so
+    draws stay bit-identical to linear ranking)."""
+    return r if temperature == 1.0 else (r / r.max()) ** (1.0 / temperature)
+
+
 def proportional(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Weight = fitness - pool minimum + 1% of the pool's range (the worst keeps a little)."""
 
@@ -50,7 +56,9 @@ def proportional(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 def rank(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Weight = rank (1 for the worst ... n for the best); ties share their mean rank."""
+    """Weight = rank (1 for the worst ... n for the best); ties share their mean rank. With
+    temperature T != 1 the weight is (rank / n) ** (1 / T): T = 0.25 gives the best member
+    about 5x the mean weight instead of 2x (selection pressure without fitness scale)."""
 
     def w(f):
         order = np.argsort(f, kind="stable")
@@ -58,7 +66,7 @@ def rank(fitness: np.ndarray, temperature: float = 1.0) -> np.ndarray:
         r[order] = np.arange(1, len(f) + 1)
         # average ranks over ties so equal fitness means equal probability
         _, inv = np.unique(f, return_inverse=True)
-        return np.bincount(inv, weights=r)[inv] / np.bincount(inv)[inv]
+        return rank_power(np.bincount(inv, weights=r)[inv] / np.bincount(inv)[inv], temperature)
 
     return _finite_or_uniform(fitness, w)
 

@@ -92,3 +92,19 @@ def test_state_roundtrip():
     for name in Pool.ARRAYS:
         np.testing.assert_array_equal(getattr(again, name), getattr(pool, name))
     assert (again.size, again.clock, again.next_id) == (pool.size, pool.clock, pool.next_id)
+
+
+def test_rank_temperature_sets_selection_pressure():
+    f = np.random.default_rng(3).normal(size=1000)
+    pool = _pool(f)
+    linear = pool.probabilities("rank", 1.0)
+    r = np.argsort(np.argsort(f)) + 1.0
+    np.testing.assert_allclose(linear, r / r.sum())  # T = 1: linear ranking, as before
+    best = int(np.argmax(f))
+    pressure = [pool.probabilities("rank", t)[best] * len(f) for t in (1.0, 0.5, 0.25, 0.1)]
+    assert pressure[0] == pytest.approx(2.0, rel=0.01)  # the best: 2x the mean weight
+    assert pressure[2] == pytest.approx(5.0, rel=0.02)  # rank^4: (1/T + 1)x
+    assert np.all(np.diff(pressure) > 0)  # colder, stronger
+    p = pool.probabilities("rank", 0.25)
+    order = np.argsort(f)
+    assert np.all(np.diff(p[order]) > 0)  # still monotonic in fitness
