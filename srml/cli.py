@@ -45,13 +45,13 @@ def _choices() -> dict[str, tuple]:
     config's validation refuses others in one line."""
     from .backends import BACKENDS
     from .pool import CREDITS, SELECTIONS
-    from .srwm import BETAS, UPDATES
+    from .srwm import BETAS, INPUT_NORMS, UPDATES
 
     auto = ("auto",)  # the founders' recipe chooses (srml.config.RECIPES)
     return {
         "backend": tuple(BACKENDS), "selection": auto + tuple(SELECTIONS),
         "beta": auto + tuple(BETAS), "update": UPDATES, "credit": auto + tuple(CREDITS),
-        "twin": ("auto", "off"),
+        "twin": ("auto", "off"), "input_norm": INPUT_NORMS,
     }  # fmt: skip
 
 

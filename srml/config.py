@@ -20,7 +20,7 @@ from .backends import BACKENDS
 from .errors import SrmlError
 from .pool import CREDITS, SELECTIONS
 from .run.rundir import atomic_write_bytes
-from .srwm import BETAS, UPDATES
+from .srwm import BETAS, INPUT_NORMS, UPDATES
 
 MAX_SEED = 2**63 - 1
 """Seeds are hashed as unsigned 64-bit integers and numpy's RNG takes them; 63 bits keep
@@ -81,6 +81,8 @@ class Config:
     """Noise inputs reach the action rows (y) too; false (default): only the rows that drive self-modification (k, q, beta) read them, so the policy itself is not made noisy."""
     sample_keys: bool = False
     """Write each step to one column drawn from softmax(k) (pk one-hot) instead of the soft key: variation the network controls."""
+    input_norm: str = "none"
+    """Normalise the first layer's inputs from the env and the agent's history ([obs, previous action, previous reward, episode flag], not the constant 1, the noise inputs or the padding) each step: none; layer ((x - mean) / sqrt(var + 1e-5) over them, no gain or bias); softmax (their softmax). As modern-srwm does, so weights do not saturate; its init, N(0, std 1/sqrt(d)) with d a head's input width, is --init-std 1/sqrt(d_in) (1/sqrt(d_in / heads) with heads)."""
     fitness_from: float = 0.0
     """Fitness is the mean return of the episodes that end after this fraction of the lifetime (0: every episode; 0.5: those ending in the second half), each counted whole."""
     credit: str = "auto"
@@ -187,6 +189,7 @@ class Config:
             ("--selection", self.selection, SELECTIONS),
             ("--beta", self.beta, BETAS),
             ("--update", self.update, UPDATES),
+            ("--input-norm", self.input_norm, INPUT_NORMS),
             ("--credit", self.credit, CREDITS),
         ]:
             need(

@@ -10,7 +10,9 @@ closes over the network shape and codec as compile-time constants and returns
   Scratch buffers come from the caller (numpy arrays on the CPU,
   ``cuda.local.array`` on the GPU), so this compiles for both.
 - ``run_agent(...)``: a whole lifetime of one genome in a compiled env twin
-  (SRWM and environment fused; the genome stays in cache for all S steps).
+  (SRWM and environment fused; the genome stays in cache for all S steps). It builds
+  the network input x itself, normalised as ``Codec.encode`` does (``make_input_norm``);
+  ``srwm_forward`` takes x as given (the generic path passes ``Codec.encode``'s).
 
 Arithmetic follows :mod:`srml.srwm` step for step (float32 network, float64
 environment; the sigmoid as 1 / (1 + exp(-z)) where the reference uses its tanh
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import rng
-from .srwm import Codec, Layout
+from .srwm import LAYER_NORM_EPS, Codec, Layout
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class NetSpec:
     key_slots: int = 0  # sampled keys: uniforms per step (0: keys are softmax(k), as today)
     noise_inputs: int = 0  # K uniform noise inputs after the constant 1
     y_blind: tuple = (0, 0)  # input positions [lo, hi) the first layer's y rows do not read
+    input_norm: str = "none"  # Codec.input_norm: none, layer or softmax of x before the 1
 
     @classmethod
     def of(cls, layout: Layout, codec: Codec) -> NetSpec:
@@ -85,7 +88,44 @@ class NetSpec:
             layout.key_slots,
             codec.noise_inputs,
             layout.y_blind,
+            codec.input_norm,
         )
+
+
+def make_input_norm(jit, kind: str, n: int):
+    """``norm(x)``: x[0:n] normalised in place as :meth:`srml.srwm.Codec.encode` does it
+    (``layer``: (x - mean) / sqrt(var + 1e-5), biased variance; ``softmax``: max-shifted
+    softmax; ``none``: nothing), in float32."""
+    layer, soft = kind == "layer", kind == "softmax"
+    f0 = np.float32(0.0)
+    fn, eps = np.float32(max(n, 1)), np.float32(LAYER_NORM_EPS)
+
+    @jit
+    def norm(x):
+        if layer:
+            s = f0
+            for j in range(n):
+                s += x[j]
+            m = s / fn
+            v = f0
+            for j in range(n):
+                d = x[j] - m
+                v += d * d
+            r = np.float32(math.sqrt(v / fn + eps))
+            for j in range(n):
+                x[j] = (x[j] - m) / r
+        elif soft:
+            m = x[0]
+            for j in range(1, n):
+                m = max(m, x[j])
+            s = f0
+            for j in range(n):
+                x[j] = math.exp(x[j] - m)
+                s += x[j]
+            for j in range(n):
+                x[j] = x[j] / s
+
+    return norm
 
 
 def make_layer_kernel(
@@ -234,6 +274,9 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
     low, high = spec.low, spec.high
     stream_action, stream_noise = rng.STREAM_ACTION, rng.STREAM_NOISE
     n_noise = spec.noise_inputs
+    normed = obs_dim + act_dim + int(reward_input) + int(episode_flag)  # = Codec.normed
+    input_norm = make_input_norm(jit, spec.input_norm, normed)
+    norm_inputs = spec.input_norm != "none"
     f2 = np.float32(2.0)
     f0, f1 = np.float32(0.0), np.float32(1.0)
 
@@ -271,6 +314,8 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
             if episode_flag:
                 x[c] = f1 if first else f0
                 c += 1
+            if norm_inputs:  # x[0:c], everything before the constant 1 (Codec.encode)
+                input_norm(x)
             x[c] = f1
             for j in range(n_noise):
                 x[c + 1 + j] = f2 * np.float32(uniform(key, stream_noise, t * n_noise + j)) - f1

@@ -14,6 +14,15 @@ block-diagonal W: head h reads the h-th slice of the layer input and writes
 the h-th slice of its output. Widths are padded with zeros up to a multiple
 of H.
 
+Input normalisation (``Codec.input_norm``, ``--input-norm``) acts on the first
+layer's input only, on its first c entries: what comes from the environment and
+the agent's history, [observation, previous action, previous reward, episode
+flag]. ``layer``: (x - mean) / sqrt(var + 1e-5) over those c entries (biased
+variance, float32, no learned gain or bias); ``softmax``: their softmax. The
+constant-1 bias input, the noise inputs and the zero padding after them are
+left as they are. ``none`` (the default) changes nothing. Hidden layers keep
+their tanh.
+
 Everything here is batched over the population: a genome is one flat
 float32 vector, and :class:`Layout` gives named views of a ``(B, G)`` block.
 This module is the reference every compiled backend is tested against.
@@ -31,6 +40,8 @@ from .errors import SrmlError
 
 BETAS = {"single": 1, "per_block": 4}
 UPDATES = ("delta", "tanh")
+INPUT_NORMS = ("none", "layer", "softmax")
+LAYER_NORM_EPS = 1e-5
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,21 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(-1, keepdims=True)
+
+
+def normalize_inputs(z: np.ndarray, kind: str) -> np.ndarray:
+    """``z`` (B, c) float32 normalised along its last axis: ``layer`` (z - mean) /
+    sqrt(var + 1e-5) (biased variance), ``softmax`` softmax(z), ``none`` z itself.
+    float32 arithmetic, as the compiled kernels do it."""
+    z = np.asarray(z, np.float32)
+    if kind == "layer":
+        c = np.float32(z.shape[-1])
+        d = z - z.sum(-1, keepdims=True) / c
+        var = (d * d).sum(-1, keepdims=True) / c
+        return d / np.sqrt(var + np.float32(LAYER_NORM_EPS))
+    if kind == "softmax":
+        return softmax(z)
+    return z
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -275,7 +301,10 @@ class Codec:
     Input x = [observation, previous action, previous reward, episode-start flag, 1,
     K noise inputs], zero-padded to the network's width. The noise inputs are uniforms in
     [-1, 1) from their own stream of :mod:`srml.rng`; the network's weights decide what they
-    do. The observation and the previous action are
+    do. ``input_norm`` (``none``, ``layer`` or ``softmax``) normalises the first
+    :attr:`normed` entries, everything before the constant 1 (see the module docstring);
+    the 1, the noise and the padding stay as they are. The observation and the previous
+    action are
     flattened as ``gymnasium.spaces.flatten`` does (Box: its values; Discrete and
     MultiDiscrete: one-hot per component; MultiBinary: its bits; Tuple and Dict: their parts
     in order). A discrete observation outside its space is refused (one line naming the env's
@@ -298,7 +327,12 @@ class Codec:
         reward_input: bool = True,
         episode_flag: bool = True,
         noise_inputs: int = 0,
+        input_norm: str = "none",
     ):
+        if input_norm not in INPUT_NORMS:
+            raise SrmlError(
+                f"unknown input_norm {input_norm!r}; choose from {', '.join(INPUT_NORMS)}"
+            )
         self.obs_space, self.act_space = obs_space, act_space
         self.obs_leaves = leaves(obs_space, "observation")
         self.act_leaves = leaves(act_space, "action")
@@ -313,6 +347,9 @@ class Codec:
             self.obs_dim + self.act_dim + int(reward_input) + int(episode_flag) + 1
             + self.noise_inputs
         )  # fmt: skip
+        self.input_norm = input_norm
+        # entries [0, normed) of x come from the env and the agent's history (input_norm's part)
+        self.normed = self.d_in - 1 - self.noise_inputs
         self.draws = sum(_draws(leaf) for _, leaf in self.act_leaves)
         # Box bounds over all outputs (nan-free; ``bounded`` False elsewhere), as the compiled
         # kernels of srml's twins read them
@@ -364,7 +401,8 @@ class Codec:
     def encode(self, obs, prev_act, prev_reward, first, width: int, noise=None) -> np.ndarray:
         """x (B, width) float32 from batched obs, previous-action features (:meth:`features`,
         zeros before the first step), previous rewards, episode-start flags and ``noise``
-        (B, noise_inputs)."""
+        (B, noise_inputs); the first :attr:`normed` entries normalised as ``input_norm``
+        says."""
         b = len(first)
         x = np.zeros((b, width), np.float32)
         o, a = self.obs_dim, self.act_dim
@@ -377,6 +415,8 @@ class Codec:
         if self.episode_flag:
             x[:, c] = first
             c += 1
+        if self.input_norm != "none":  # x[:, :c]: everything before the constant 1
+            x[:, :c] = normalize_inputs(x[:, :c], self.input_norm)
         x[:, c] = 1.0
         if self.noise_inputs:
             x[:, c + 1 : c + 1 + self.noise_inputs] = noise

@@ -109,7 +109,10 @@ def make_task(cfg: Config) -> Task:
         obs_space, act_space = twin.observation_space, twin.action_space
     else:
         obs_space, act_space = env_spaces(env_id, cfg.env_kwargs)
-    codec = Codec(obs_space, act_space, cfg.reward_input, cfg.episode_flag, cfg.noise_inputs)
+    codec = Codec(
+        obs_space, act_space, cfg.reward_input, cfg.episode_flag, cfg.noise_inputs,
+        cfg.input_norm,
+    )  # fmt: skip
     blind = (0, 0)
     if cfg.noise_inputs and not cfg.noise_to_y:  # the noise inputs are the last K
         blind = (codec.d_in - cfg.noise_inputs, codec.d_in)

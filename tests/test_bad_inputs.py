@@ -80,6 +80,7 @@ def cases():
         Case("fitness-from-one", ["--fitness-from", "1"], "--fitness-from must be in [0, 1)"),
         Case("update-unknown", ["--update", "sin"], "unknown --update 'sin'"),
         Case("credit-unknown", ["--credit", "max"], "unknown --credit 'max'"),
+        Case("input-norm-unknown", ["--input-norm", "batch"], "unknown --input-norm 'batch'"),
         Case("toml-noise-bool", ["--config", "{work}/noise.toml"], "'noise_inputs' must be"),
         # TOML files
         Case("toml-inf", ["--config", "{work}/inf.toml"], "--init-std must be finite"),

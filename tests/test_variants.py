@@ -1,7 +1,8 @@
 """Issue 13's FME variants: the reference against the equations, every backend against the
 reference (numba fused, numba generic, cuda on the simulator), config validation, lineage
-credit and the instruments."""
+credit, input normalisation and the instruments."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from test_backends import compare_with_reference
@@ -12,7 +13,7 @@ from srml.config import Config
 from srml.errors import SrmlError
 from srml.fme import FME
 from srml.pool import Pool
-from srml.srwm import Layout, forward
+from srml.srwm import Codec, Layout, forward
 from srml.task import make_task
 
 
@@ -95,6 +96,12 @@ VARIANTS = {
     "noise-to-update-only-lineage": {
         "noise_inputs": 2, "noise_to_y": False, "beta": "per_block", "credit": "lineage",
     },
+    "layer-norm-noise-to-update-only": {
+        "input_norm": "layer", "noise_inputs": 2, "noise_to_y": False,
+    },
+    "softmax-norm-heads-noise-padded": {
+        "input_norm": "softmax", "heads": 2, "noise_inputs": 2, "noise_to_y": True,
+    },
 }  # fmt: skip
 
 
@@ -102,13 +109,17 @@ def _compare(env, backend, variant, batch, lifetime, twin="auto"):
     compare_with_reference(VARIANTS[variant], env, backend, batch, lifetime, twin)
 
 
-# every variant on a discrete or a continuous env, the deep one on both (each case compiles a
-# fused kernel: 30-60 s on 2 cores)
+# every variant on a discrete or a continuous env, the deep one and each input norm on both
+# (each case compiles a fused kernel: 30-60 s on 2 cores)
 CASES = [
     ("srml/Pendulum-v1", "tanh-noise-keys-window"),
     ("srml/CartPole-v1", "deep-heads-keys-blocks"),
     ("srml/Pendulum-v1", "deep-heads-keys-blocks"),
     ("srml/CartPole-v1", "noise-to-update-only-lineage"),
+    ("srml/CartPole-v1", "layer-norm-noise-to-update-only"),
+    ("srml/Pendulum-v1", "layer-norm-noise-to-update-only"),
+    ("srml/CartPole-v1", "softmax-norm-heads-noise-padded"),
+    ("srml/Pendulum-v1", "softmax-norm-heads-noise-padded"),
 ]
 
 
@@ -154,12 +165,94 @@ def test_fitness_window_counts_whole_episodes_ending_in_the_second_half():
         ({"noise_inputs": -2}, "--noise-inputs"),
         ({"fitness_from": 1.0}, "--fitness-from"),
         ({"credit": "max"}, "--credit"),
+        ({"input_norm": "batch"}, "--input-norm"),
     ],
 )
 def test_config_refuses_bad_variants_in_one_line(kw, needle):
     with pytest.raises(SrmlError, match=needle) as e:
         Config(**kw).validate()
     assert "\n" not in str(e.value)
+
+
+def test_codec_refuses_an_unknown_input_norm_in_one_line():
+    with pytest.raises(SrmlError, match="input_norm 'batch'.*none, layer, softmax") as e:
+        Codec(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(2), input_norm="batch")
+    assert "\n" not in str(e.value)
+
+
+def _encoded(norm, b=6, noise_inputs=2, width=14):
+    """Codec.encode of random inputs: obs Box(3) (values up to +-50: far from normalised),
+    previous action Discrete(2) features, reward, flag, 1, ``noise_inputs`` noise, padding."""
+    S = gym.spaces
+    r = np.random.default_rng(4)
+    codec = Codec(S.Box(-np.inf, np.inf, (3,)), S.Discrete(2), noise_inputs=noise_inputs,
+                  input_norm=norm)  # fmt: skip
+    obs = (50 * r.standard_normal((b, 3))).astype(np.float32)
+    prev = codec.features(r.integers(0, 2, b))
+    rew, first = r.standard_normal(b).astype(np.float32), r.random(b) < 0.5
+    noise = (2 * r.random((b, noise_inputs)) - 1).astype(np.float32)
+    x = codec.encode(obs, prev, rew, first, width, noise)
+    raw = np.concatenate([obs, prev, rew[:, None], first[:, None]], axis=1).astype(np.float64)
+    return codec, x, raw, noise
+
+
+@pytest.mark.parametrize("norm", ["none", "layer", "softmax"])
+def test_input_norm_touches_only_the_env_and_history_inputs(norm):
+    codec, x, raw, noise = _encoded(norm)
+    c = codec.normed
+    assert c == 3 + 2 + 1 + 1 and x.dtype == np.float32
+    np.testing.assert_array_equal(x[:, c], 1.0)  # the bias stays a bias
+    np.testing.assert_array_equal(x[:, c + 1 : c + 3], noise)  # noise as drawn
+    np.testing.assert_array_equal(x[:, c + 3 :], 0.0)  # padding
+    z = x[:, :c].astype(np.float64)
+    if norm == "none":
+        np.testing.assert_array_equal(z, raw.astype(np.float32))
+    elif norm == "layer":  # one lane at a time, in float64: (x - mean) / sqrt(var + 1e-5)
+        for i in range(len(x)):
+            want = (raw[i] - raw[i].mean()) / np.sqrt(raw[i].var() + 1e-5)
+            np.testing.assert_allclose(z[i], want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(z.mean(1), 0.0, atol=1e-6)
+        np.testing.assert_allclose(z.var(1), 1.0, rtol=1e-4)
+    else:
+        for i in range(len(x)):
+            e = np.exp(raw[i] - raw[i].max())
+            np.testing.assert_allclose(z[i], e / e.sum(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(z.sum(1), 1.0, rtol=1e-6)
+
+
+def test_noise_to_y_false_still_keeps_noise_out_of_the_actions_with_input_norm():
+    cfg = Config(noise_inputs=2, noise_to_y=False, input_norm="layer", batch=4, pool_size=4)
+    task = make_task(cfg)
+    assert task.layout.y_blind == (9, 11) and task.codec.normed == 8
+    g = task.layout.init(np.random.default_rng(0), 4, 1.0)
+    obs = np.random.default_rng(1).standard_normal((4, 4))
+    args = (obs, task.codec.no_action(4), np.ones(4), np.zeros(4, bool), 11)
+    x1 = task.codec.encode(*args, noise=np.full((4, 2), 0.5, np.float32))
+    x2 = task.codec.encode(*args, noise=np.full((4, 2), -0.9, np.float32))
+    np.testing.assert_array_equal(x1[:, :9], x2[:, :9])  # the noise does not enter the norm
+    y1 = forward(task.layout.views(g.copy()), task.layout, x1)
+    y2 = forward(task.layout.views(g.copy()), task.layout, x2)
+    np.testing.assert_array_equal(y1, y2)
+
+
+@pytest.mark.parametrize("norm", ["layer", "softmax"])
+def test_compiled_input_norm_matches_the_reference(norm):
+    """kernels.make_input_norm (run_agent's, on the CPU) against srwm.normalize_inputs."""
+    import numba
+
+    from srml.kernels import make_input_norm
+    from srml.srwm import normalize_inputs
+
+    n = 7
+    r = np.random.default_rng(5)
+    z = (20 * r.standard_normal((9, n + 3))).astype(np.float32)
+    norm_k = make_input_norm(numba.njit, norm, n)
+    got = z.copy()
+    for row in got:
+        norm_k(row)
+    np.testing.assert_allclose(got[:, :n], normalize_inputs(z[:, :n], norm), rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+    np.testing.assert_array_equal(got[:, n:], z[:, n:])  # only the first n entries
 
 
 def test_credit_mean_folds_children_into_the_parent_record():
@@ -292,8 +385,6 @@ def test_founders_choose_the_recipe_of_the_auto_fields():
 def test_agent_acts_as_the_reference_lane_with_every_variant(variant):
     """An Agent draws the noise inputs and sampled keys a backend's lane draws (before, it
     left the noise inputs NaN and failed on sampled keys)."""
-    import gymnasium as gym
-
     import srml
 
     v = {k: x for k, x in VARIANTS[variant].items() if k not in ("credit", "fitness_from")}
