@@ -2,7 +2,7 @@
 sizes: each kernel variant (rows, coalesced (G, B), shared-memory genome with local or shared
 scratch, lean buffers) and its finite flags, the coalesced fallback for a genome too large
 for shared memory, the device's finish against finalize, the device pool (every selection
-rule, insertion, LRU eviction, checkpoints) against the CPU pool, FME
+rule, insertion, LRU eviction, checkpoints, log statistics) against the CPU pool, FME
 generations on the device pool against the host pool and the numpy reference, the
 benchmark's smoke mode; and, with the simulator off on this GPU-less machine, the one-line
 failures of every cuda path.
@@ -237,6 +237,34 @@ def test_device_selection_weights_equal_the_cpu_pool(rule):
             np.testing.assert_array_equal(
                 DEVICE_SELECTIONS[rule](np, f, temp), SELECTIONS[rule](f, temp)
             )
+
+
+@pytest.mark.parametrize("array_module", ["numpy", "fake cupy"])
+def test_device_fitness_stats_equal_numpy_stats(array_module):
+    """The device pool's log-row statistics (one sort, numpy's interpolation on the host)
+    equal srml.fitness.stats bit for bit: ties, sizes 1..40, huge values, NaN and inf
+    members, nothing finite."""
+    import math
+
+    from srml.device_pool import DevicePool
+    from srml.fitness import stats
+
+    xp = np if array_module == "numpy" else _fake_cupy()
+    r = np.random.default_rng(1)
+    cases = [np.full(7, np.nan), np.array([5.0]), *_fitness_cases()]
+    for n in [*range(1, 41), 1001]:
+        f = r.normal(size=n) * 10 ** r.uniform(-3, 3)
+        g = r.normal(size=n)
+        g[r.integers(0, n, size=max(1, n // 4))] = r.choice([np.nan, np.inf, -np.inf])
+        cases += [f, np.round(f), r.normal(size=n) * 1e300, g]
+    for f in cases:
+        pool = DevicePool(len(f), 2, xp)
+        pool.insert(np.zeros((len(f), 2), np.float32), f)
+        got, want = pool.fitness_stats(), stats(f)
+        assert got.keys() == want.keys()
+        for k, v in want.items():
+            assert type(got[k]) is float
+            assert got[k] == v or (math.isnan(got[k]) and math.isnan(v)), (len(f), k)
 
 
 def _random_history(pool_cls, seed, rule, *args):
