@@ -71,7 +71,7 @@ def main() -> int:
     dispatcher.get_current_device = lambda: Device()
     sig = (T.float32[:, ::1], T.uint64[::1], T.int64, T.boolean, T.boolean, T.boolean,
            T.float32[:, :, ::1], T.float64[:, ::1], T.boolean[:, ::1], T.float64[::1],
-           T.int64[::1])  # fmt: skip
+           T.int64[::1], T.boolean[::1], T.int64)  # fmt: skip
     variants = [
         ("rows (original)", Variant("rows", 64, "local", False)),
         ("coalesced", Variant("coalesced", 64)),

@@ -19,7 +19,8 @@ leaves its figures:
    per P: steady-state env steps/s and its ratio to the kernel alone;
 5. parity at realistic size: every variant bit-identical to the original kernel at the
    first P; the first lanes against the numpy reference; FME on the device pool against the
-   host pool (selected parents, pool arrays);
+   host pool (selected parents, pool arrays, the log row's pool statistics); the backend's
+   ``finish`` (fitness on the device) against the host's ``finalize``;
 6. time to solve CartPole-v1 (pool median >= 475) at large batch, wall seconds including
    compilation;
 7. srml numba on the host's cores.
@@ -87,8 +88,10 @@ except SrmlError as e:
     sys.exit(2)
 
 from srml.backends import make_backend  # noqa: E402
+from srml.backends.base import finalize  # noqa: E402
 from srml.backends.cuda_kernels import kernel_resources, occupancy  # noqa: E402
 from srml.config import Config  # noqa: E402
+from srml.fitness import stats  # noqa: E402
 from srml.fme import FME, FMEOptions  # noqa: E402
 from srml.task import make_task  # noqa: E402
 
@@ -395,13 +398,31 @@ def parity() -> dict:
         for _ in range(6):
             a.step(), h.step()
         sa, sh = a.state()[0], h.state()[0]
+        dev, host = a.population_stats(), stats(a.population_fitness())
         out[f"device_pool_{rule}"] = {
             "differing_parents": int((sa["pool_parent"] != sh["pool_parent"]).sum()),
             "members": int(len(sa["pool_parent"])),
             "pool_identical": bool(all(np.array_equal(sa[k], sh[k]) for k in sh)),
+            # the log row's pool statistics (device) against srml.fitness.stats (host): the
+            # mean is a device sum and may differ in its last bits, nothing else should
+            "log_stats_differing": [k for k in host if dev[k] != host[k]],
         }
         say("parity pool", rule, out[f"device_pool_{rule}"])
         a.close(), h.close()
+    # finish (fitness from the kernel's finite flags, on the device) against the host's
+    # finalize on the same launch, with a NaN and an inf planted
+    g = genomes.copy()
+    g[1, 0], g[2, -1] = np.nan, np.inf
+    b = CudaBackend(task, P)
+    d = b.device_genomes(g)
+    d_ret, d_eps, d_ok = b.launch(d, seed=3)
+    got = b.finish(d, d_ret, d_eps, d_ok, keep_on_device=False)
+    want = finalize(got.genomes, b.host(d_ret), b.host(d_eps), got.env_steps)
+    out["device_finish"] = {
+        "fitness_identical": bool(np.array_equal(got.fitness, want.fitness)),
+        "nonfinite_device_host": [got.nonfinite, want.nonfinite],
+    }
+    say("parity finish", out["device_finish"])
     return out
 
 

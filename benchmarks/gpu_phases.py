@@ -7,9 +7,10 @@ Runs FME on the cuda backend with the pool on the device (the peers' workload, a
 ``benchmarks/gpu.py``), skips the founding generation and the first draws (CuPy compiles
 its kernels on first use), then times each phase of a generation with the device
 synchronised around it: ``ask`` (selection + gather), ``copy`` (the kernel's private
-copy), ``kernel``, ``finish`` (finite check, fitness to the host), ``tell`` (credit +
-insertion + eviction) and ``log row`` (pool statistics, lineages). Prints milliseconds per
-generation per phase and the kernel's share.
+copy), ``kernel`` (which also flags the agents with non-finite weights or return),
+``finish`` (fitness from those flags on the device, fitness and episodes to the host: the
+backend's own ``finish``), ``tell`` (credit + insertion + eviction) and ``log row`` (pool
+statistics, lineages). Prints milliseconds per generation per phase and the kernel's share.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ else:
     LIFETIME = 500
 
 from srml import FME, Config  # noqa: E402
-from srml.backends.base import DeviceBatch, finalize  # noqa: E402
 from srml.fme import FMEOptions  # noqa: E402
 from srml.run.loop import log_row  # noqa: E402
 
@@ -67,11 +67,9 @@ def phases_of(P: int) -> None:
         mark("ask")
         d = be.device_genomes(genomes)
         mark("copy")
-        d_ret, d_eps = be.launch(d, 1234 + fme.generation)
+        d_ret, d_eps, d_ok = be.launch(d, 1234 + fme.generation)
         mark("kernel")
-        finite = be.host(xp.isfinite(d).all(axis=0 if be.variant.transposed else 1))
-        out = DeviceBatch(d if be.variant.transposed else xp.ascontiguousarray(d.T), xp)
-        roll = finalize(out, be.host(d_ret), be.host(d_eps), P * LIFETIME, None, finite)
+        roll = be.finish(d, d_ret, d_eps, d_ok, keep_on_device=True)
         mark("finish")
         fme.tell(roll)
         mark("tell")
@@ -99,7 +97,7 @@ def phases_of(P: int) -> None:
     for k, v in phases.items():
         print(f"  {k:8s} {v / n * 1e3:9.3f} ms")
     fme.close()
-    del fme, last, fresh, d, out
+    del fme, last, fresh, d, roll
     if xp is not np:
         xp.get_default_memory_pool().free_all_blocks()
 

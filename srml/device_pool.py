@@ -18,7 +18,7 @@ within rounding of a boundary of the cumulative distribution (``benchmarks/gpu.p
 such draws at realistic sizes); the rank rule and the LRU order are exact everywhere.
 
 Host copies are made only when asked: :meth:`state` (checkpoints), the pool statistics of a
-log row (fitness, ``N`` floats), :meth:`lineage`, :meth:`take`. The CPU pool's attribute
+log row (13 numbers), :meth:`lineage`, :meth:`take`. The CPU pool's attribute
 names (``genomes``, ``fitness``, ``ids`` ...) read as host snapshots in the CPU layout
 (``genomes`` is ``(N, G)``): a full copy each time, for tools and tests, not for loops.
 """
@@ -29,7 +29,7 @@ import numpy as np
 
 from .backends.base import DeviceBatch, on_device
 from .errors import SrmlError
-from .fitness import STATS, stats, top_k
+from .fitness import STATS, top_k
 from .pool import HUGE, SELECTIONS, Pool, rank_power
 
 
@@ -88,6 +88,30 @@ def softmax(xp, fitness, temperature: float = 1.0):
         return xp.exp((f - f.max()) / scale)
 
     return _finite_or_uniform(xp, fitness, w)
+
+
+QUANTILES = np.array([0.1, 0.25, 0.5, 0.75, 0.9])  # srml.fitness.stats' quantiles
+
+
+def _quantile_neighbours(n: int):
+    """For :data:`QUANTILES` of n sorted values: the positions below and above each and the
+    interpolation weight, as ``np.quantile``'s default (linear) method computes them (-1 for
+    the last value)."""
+    vi = (n - 1) * QUANTILES
+    lo = np.floor(vi)
+    hi = lo + 1
+    top = vi >= n - 1
+    lo[top] = hi[top] = -1
+    lo, hi = lo.astype(np.intp), hi.astype(np.intp)
+    return lo, hi, vi - lo
+
+
+def _lerp(a, b, t):
+    """``np.quantile``'s interpolation between neighbours a and b, operation for operation."""
+    diff = b - a
+    out = a + diff * t
+    np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5)
+    return out
 
 
 DEVICE_SELECTIONS = {"proportional": proportional, "rank": rank, "softmax": softmax}
@@ -220,21 +244,24 @@ class DevicePool:
         return top_k(self.host_fitness(), k)
 
     def fitness_stats(self) -> dict[str, float]:
-        """:func:`srml.fitness.stats` of the members' fitness, computed on the device (one
-        copy of 8 numbers to the host; on a GPU the quantiles may differ from numpy's in
-        their last bits)."""
+        """:func:`srml.fitness.stats` of the members' fitness from one sort on the device and
+        one copy of 13 numbers to the host: min and max are the sorted ends, each quantile
+        numpy's linear interpolation between its sorted neighbours, done on the host with
+        numpy's own arithmetic (so equal to numpy's bit for bit); the mean is the device's
+        (on a GPU its sum may differ from numpy's in the last bits)."""
         xp = self.xp
-        if xp is np:
-            return stats(self.host_fitness())
         f = self.d_fitness[: self.size]
         ok = xp.isfinite(f)
         if not bool(ok.all()):
             f = f[ok]
-        if f.size == 0:
+        n = int(f.size)
+        if n == 0:
             return dict.fromkeys(STATS, float("nan"))
-        q = xp.quantile(f, xp.asarray([0.1, 0.25, 0.5, 0.75, 0.9]))
-        v = _host(xp, xp.concatenate([f.min()[None], q, f.mean()[None], f.max()[None]]))
-        return {k: float(x) for k, x in zip(STATS, v, strict=True)}
+        lo, hi, gamma = _quantile_neighbours(n)
+        picks = xp.asarray(np.concatenate([[0, n - 1], lo, hi]) % n)  # numpy's -1: the last
+        v = _host(xp, xp.concatenate([xp.sort(f)[picks], f.mean()[None]]))
+        q = _lerp(v[2:7], v[7:12], gamma)
+        return {k: float(x) for k, x in zip(STATS, [v[0], *q, v[12], v[1]], strict=True)}
 
     def __getattr__(self, name):  # the CPU pool's array names, as host snapshots
         if name in Pool.ARRAYS:

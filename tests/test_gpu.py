@@ -1,8 +1,9 @@
 """Every GPU path on numba's CUDA simulator (conftest.py sets NUMBA_ENABLE_CUDASIM=1), at small
 sizes: each kernel variant (rows, coalesced (G, B), shared-memory genome with local or shared
-scratch, lean buffers), the coalesced fallback for a genome too large for shared memory, the
-device pool (every selection rule, insertion, LRU eviction, checkpoints) against the CPU pool,
-FME generations on the device pool against the host pool and the numpy reference, the
+scratch, lean buffers) and its finite flags, the coalesced fallback for a genome too large
+for shared memory, the device's finish against finalize, the device pool (every selection
+rule, insertion, LRU eviction, checkpoints, log statistics) against the CPU pool, FME
+generations on the device pool against the host pool and the numpy reference, the
 benchmark's smoke mode; and, with the simulator off on this GPU-less machine, the one-line
 failures of every cuda path.
 """
@@ -164,6 +165,55 @@ def test_nonfinite_genomes_get_minus_inf_on_device():
         assert np.isfinite(out.fitness[[0, 2]]).all()
 
 
+def test_kernel_finite_flags_equal_numpy_isfinite():
+    """Every variant flags, as it writes the genomes back, exactly the agents whose rewritten
+    weights and return numpy finds all finite (planted NaN and inf rows included)."""
+    task, genomes, _ = _reference("CartPole-v1", 4, 6)
+    genomes[1, 0] = np.nan
+    genomes[2, -1] = -np.inf
+    flags = []
+    for v in VARIANTS:
+        b = _cuda(task, 4, **v)
+        d = b.device_genomes(genomes)
+        d_ret, _, d_ok = b.launch(d, seed=3)
+        weights = np.isfinite(d).all(axis=0 if b.variant.transposed else 1)
+        assert d_ok.dtype == np.bool_
+        np.testing.assert_array_equal(d_ok, weights & np.isfinite(d_ret))
+        flags.append(d_ok)
+    assert flags[0][[0, 3]].all() and not flags[0][1:3].any()
+    for f in flags[1:]:
+        np.testing.assert_array_equal(f, flags[0])
+
+
+@pytest.mark.parametrize("array_module", ["numpy", "fake cupy"])
+def test_finish_on_the_device_equals_finalize(array_module, monkeypatch):
+    """The backend's finish (fitness from the kernel's flags, on the device) gives exactly the
+    Rollout base.finalize gives on the host: non-finite returns, flagged genomes, no
+    episodes."""
+    import srml.backends.cuda_backend as cb
+    from srml.backends.base import finalize
+
+    if array_module != "numpy":
+        monkeypatch.setattr(cb, "device_array_module", _fake_cupy)
+    task, _, _ = _reference("CartPole-v1", 6, 5)
+    b = _cuda(task, 6)
+    r = np.random.default_rng(4)
+    d = r.normal(size=(task.layout.size, 6)).astype(np.float32)
+    d[3, 4] = np.inf  # a blown-up weight the flag reports
+    ret = np.array([12.5, np.nan, np.inf, -3.0, 7.0, 1e308])
+    eps = np.array([3, 2, 1, 0, 5, 1], np.int64)
+    ok = np.isfinite(d).all(axis=0) & np.isfinite(ret)
+    for keep in (True, False):
+        got = b.finish(d, ret, eps, ok, keep)
+        want = finalize(np.ascontiguousarray(d.T), ret, eps, 6 * task.lifetime, None, ok)
+        assert isinstance(got.genomes, DeviceBatch) == keep
+        np.testing.assert_array_equal(np.asarray(got.genomes), want.genomes)
+        np.testing.assert_array_equal(got.fitness, want.fitness)
+        np.testing.assert_array_equal(got.episodes, want.episodes)
+        assert (got.nonfinite, got.env_steps) == (want.nonfinite, want.env_steps) == (3, 30)
+        assert type(got.fitness) is np.ndarray and got.fitness.dtype == np.float64
+
+
 # --- the device pool -----------------------------------------------------------------------
 
 
@@ -187,6 +237,34 @@ def test_device_selection_weights_equal_the_cpu_pool(rule):
             np.testing.assert_array_equal(
                 DEVICE_SELECTIONS[rule](np, f, temp), SELECTIONS[rule](f, temp)
             )
+
+
+@pytest.mark.parametrize("array_module", ["numpy", "fake cupy"])
+def test_device_fitness_stats_equal_numpy_stats(array_module):
+    """The device pool's log-row statistics (one sort, numpy's interpolation on the host)
+    equal srml.fitness.stats bit for bit: ties, sizes 1..40, huge values, NaN and inf
+    members, nothing finite."""
+    import math
+
+    from srml.device_pool import DevicePool
+    from srml.fitness import stats
+
+    xp = np if array_module == "numpy" else _fake_cupy()
+    r = np.random.default_rng(1)
+    cases = [np.full(7, np.nan), np.array([5.0]), *_fitness_cases()]
+    for n in [*range(1, 41), 1001]:
+        f = r.normal(size=n) * 10 ** r.uniform(-3, 3)
+        g = r.normal(size=n)
+        g[r.integers(0, n, size=max(1, n // 4))] = r.choice([np.nan, np.inf, -np.inf])
+        cases += [f, np.round(f), r.normal(size=n) * 1e300, g]
+    for f in cases:
+        pool = DevicePool(len(f), 2, xp)
+        pool.insert(np.zeros((len(f), 2), np.float32), f)
+        got, want = pool.fitness_stats(), stats(f)
+        assert got.keys() == want.keys()
+        for k, v in want.items():
+            assert type(got[k]) is float
+            assert got[k] == v or (math.isnan(got[k]) and math.isnan(v)), (len(f), k)
 
 
 def _random_history(pool_cls, seed, rule, *args):

@@ -42,7 +42,7 @@ from .cuda_compat import numba_cuda_error, patch_numpy
 patch_numpy()  # before numba's CUDA target loads (see cuda_compat)
 
 from ..kernels import NetSpec  # noqa: E402
-from .base import DeviceBatch, Rollout, Task, finalize, on_device  # noqa: E402
+from .base import DeviceBatch, Rollout, Task, on_device  # noqa: E402
 from .cuda_kernels import LAYOUTS, SCRATCHES, Variant, generation_kernel, resolve  # noqa: E402
 from .numba_backend import actions_from, trace_buffers  # noqa: E402
 
@@ -149,7 +149,8 @@ class CudaBackend:
 
     def launch(self, d_genomes, seed: int, record: bool = False, rec=None):
         """One generation on device arrays: rewrites ``d_genomes`` (the kernel's layout) in
-        place; returns device (returns, episodes)."""
+        place; returns device (returns, episodes, finite): ``finite`` (bool) flags the agents
+        whose rewritten weights and return are all finite."""
         t, xp, v = self.task, self.xp, self.variant
         b = d_genomes.shape[1] if v.transposed else d_genomes.shape[0]
         if b != self.batch:
@@ -157,10 +158,10 @@ class CudaBackend:
         d_keys = device_lane_keys(xp, seed, self._lanes_golden)
         if rec is None:
             rec = [xp.asarray(a) for a in trace_buffers(record, t.lifetime, b, self.spec.act_dim)]
-        d_ret, d_eps = xp.zeros(b), xp.zeros(b, np.int64)
+        d_ret, d_eps, d_ok = xp.zeros(b), xp.zeros(b, np.int64), xp.zeros(b, np.bool_)
         blocks = (b + v.threads - 1) // v.threads
         args = (d_genomes, d_keys, t.lifetime, t.sample_actions, t.self_modify, record, *rec,
-                d_ret, d_eps, t.fitness_start)  # fmt: skip
+                d_ret, d_eps, d_ok, t.fitness_start)  # fmt: skip
         with warnings.catch_warnings():  # the simulator runs the uint64 hash on numpy scalars,
             warnings.simplefilter("ignore", RuntimeWarning)  # in threads (errstate is per thread)
             if self.compiled:
@@ -173,7 +174,7 @@ class CudaBackend:
                 except Exception as e:
                     raise numba_cuda_error(e) from None
                 self.compiled = True
-        return d_ret, d_eps
+        return d_ret, d_eps, d_ok
 
     def host(self, a) -> np.ndarray:
         return a if self.xp is np else self.xp.asnumpy(a)
@@ -184,19 +185,32 @@ class CudaBackend:
             raise SrmlError(f"backend built for batch {self.batch}, got {b} genomes")
         d = self.device_genomes(genomes)
         rec = [xp.asarray(a) for a in trace_buffers(record, t.lifetime, b, self.spec.act_dim)]
-        d_ret, d_eps = self.launch(d, seed, record, rec)
+        d_ret, d_eps, d_ok = self.launch(d, seed, record, rec)
         trace = None
         if record:
             rec_a, rec_r, rec_f = (self.host(a) for a in rec)
             trace = (actions_from(rec_a, t), rec_r, rec_f)
-        axis = 0 if self.variant.transposed else 1
-        finite = self.host(xp.isfinite(d).all(axis=axis))
-        if on_device(genomes):
-            out = DeviceBatch(d if self.variant.transposed else xp.ascontiguousarray(d.T), xp)
+        return self.finish(d, d_ret, d_eps, d_ok, on_device(genomes), trace)
+
+    def finish(self, d, d_ret, d_eps, d_ok, keep_on_device: bool, trace=None) -> Rollout:
+        """The Rollout of a launch: :func:`~srml.backends.base.finalize`'s rule (fitness =
+        return / max(episodes, 1), -inf where a weight or the return is not finite) computed
+        on the device from the kernel's flags, so only fitness, episode counts and one count
+        come to the host (the same IEEE operations: the same bits). The genomes stay on the
+        device as a DeviceBatch with ``keep_on_device``, else come back as ``(B, G)``."""
+        xp, transposed = self.xp, self.variant.transposed
+        fitness = d_ret / xp.maximum(d_eps, 1)
+        bad = ~d_ok | ~xp.isfinite(fitness)  # the flag covers the return; kept as finalize says
+        fitness = xp.where(bad, -xp.inf, fitness)
+        if keep_on_device:
+            out = DeviceBatch(d if transposed else xp.ascontiguousarray(d.T), xp)
         else:
-            out = self.host(d.T if self.variant.transposed else d)
-            out = np.ascontiguousarray(out)
-        return finalize(out, self.host(d_ret), self.host(d_eps), b * t.lifetime, trace, finite)
+            out = np.ascontiguousarray(self.host(d.T if transposed else d))
+        env_steps = len(d_ret) * self.task.lifetime
+        res = Rollout(out, self.host(fitness), self.host(d_eps), env_steps, int(bad.sum()))
+        if trace is not None:  # (actions, rewards, firsts), each (S, B, ...)
+            res.actions, res.rewards, res.firsts = trace
+        return res
 
     def resources(self) -> dict:
         """Registers and local/shared memory of the compiled kernel (a real GPU only)."""

@@ -21,12 +21,17 @@ first activation ``h0`` (``srwm_forward`` copies x into h0 first, and the agent 
 at every step) and one as ``h1`` and the output ``y`` (copied from h1 last, read before the
 next step): fewer live arrays, the same arithmetic, bit-identical results.
 
-All variants give bit-identical genomes, returns and episode counts (tests/test_gpu.py on
-the simulator; ``benchmarks/gpu.py`` on a real card).
+Every variant also flags, per agent, whether its rewritten weights and its return are all
+finite, as it writes them back (what :func:`srml.backends.base.finalize` checks; the shared
+layouts read the genome from shared memory for it).
+
+All variants give bit-identical genomes, returns, episode counts and flags (tests/test_gpu.py
+on the simulator; ``benchmarks/gpu.py`` on a real card).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .cuda_compat import patch_numpy
@@ -98,8 +103,9 @@ def generation_kernel(spec: NetSpec, twin, genome_size: int, variant: Variant):
     """The compiled kernel of ``variant`` (cached per network, twin and variant):
 
     ``kernel[blocks, variant.threads](genomes, keys, lifetime, sample, self_modify, record,
-    rec_a, rec_r, rec_f, returns, episodes, t0)`` (t0: Task.fitness_start) with genomes ``(B, G)`` for ``rows``, else
-    ``(G, B)``; rewrites the genomes in place."""
+    rec_a, rec_r, rec_f, returns, episodes, finite, t0)`` (t0: Task.fitness_start) with
+    genomes ``(B, G)`` for ``rows``, else ``(G, B)``; rewrites the genomes in place and sets
+    ``finite[i]`` (bool) when agent i's rewritten weights and return are all finite."""
     key = (spec, twin.id, tuple(sorted(twin.params.items())), genome_size, variant)
     if key not in _CACHE:
         _CACHE[key] = _build(spec, twin, genome_size, variant)
@@ -116,13 +122,24 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
     xdim, ydim = (1, 1) if lean else (d_in, act_dim)  # lean: x and y are h0 and h1
     jit = cuda.jit(max_registers=v.max_registers) if v.max_registers else cuda.jit
 
+    @cuda.jit(device=True)
+    def all_finite(g, ret):
+        # the finite check finalize() needs, on the genome the thread just wrote (still in
+        # shared memory or cache): no separate pass over the (G, B) block, no (G, B) mask.
+        # The kernels store it before the return: stored after, ptxas gave the rows kernel
+        # 8 more registers (sm_90)
+        ok = math.isfinite(ret)
+        for j in range(G):
+            ok &= math.isfinite(g[j])
+        return ok
+
     if v.layout == "rows":
         if v.scratch != "local":
             raise ValueError("the rows layout keeps its scratch in local memory")
 
         @jit
         def kernel(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f,
-                   returns, episodes, t0):  # fmt: skip
+                   returns, episodes, finite, t0):  # fmt: skip
             i = cuda.grid(1)
             if i >= genomes.shape[0]:
                 return
@@ -144,6 +161,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
                 genomes[i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1, out,
                 pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
             )  # fmt: skip
+            finite[i] = all_finite(genomes[i], ret)
             returns[i] = ret
             episodes[i] = eps
 
@@ -156,7 +174,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
 
         @jit
         def kernel(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f,
-                   returns, episodes, t0):  # fmt: skip
+                   returns, episodes, finite, t0):  # fmt: skip
             i = cuda.grid(1)
             if i >= genomes.shape[1]:
                 return
@@ -178,6 +196,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
                 genomes[:, i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1,
                 out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
             )  # fmt: skip
+            finite[i] = all_finite(genomes[:, i], ret)
             returns[i] = ret
             episodes[i] = eps
 
@@ -187,7 +206,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
 
         @jit
         def kernel(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f,
-                   returns, episodes, t0):  # fmt: skip
+                   returns, episodes, finite, t0):  # fmt: skip
             sm = cuda.shared.array((G, T), f32)
             tid = cuda.threadIdx.x
             i = cuda.blockIdx.x * T + tid
@@ -215,6 +234,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
             )  # fmt: skip
             for j in range(G):
                 genomes[j, i] = sm[j, tid]
+            finite[i] = all_finite(sm[:, tid], ret)  # from shared memory, not global
             returns[i] = ret
             episodes[i] = eps
 
@@ -223,7 +243,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
     # shared genome and shared scratch: every buffer a column of a (n, T) shared array
     @jit
     def kernel(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f,
-               returns, episodes, t0):  # fmt: skip
+               returns, episodes, finite, t0):  # fmt: skip
         sm = cuda.shared.array((G, T), f32)
         s_state = cuda.shared.array((state_dim, T), f64)
         s_obs = cuda.shared.array((obs_dim, T), f32)
@@ -255,6 +275,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
         )  # fmt: skip
         for j in range(G):
             genomes[j, i] = sm[j, tid]
+        finite[i] = all_finite(sm[:, tid], ret)
         returns[i] = ret
         episodes[i] = eps
 
