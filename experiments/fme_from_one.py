@@ -325,9 +325,12 @@ def main(argv=None) -> int:
     results = common.results_dict(plan, runs, common.command_line(__file__, argv))
     table = success_table(plan, runs, thresholds)
     results["from_one"] = table
-    reference = spec.get("reference")
-    if reference and args.mode != "tune":
-        results["paired"] = paired(table, reference)
+    references = spec.get("reference") or []
+    references = [references] if isinstance(references, str) else list(references)
+    if references and args.mode != "tune":  # "paired": against the first; every one below
+        by_ref = {ref: paired(table, ref) for ref in references}
+        results["paired"] = by_ref[references[0]]
+        results["paired_by_reference"] = by_ref
     reversal = reversal_curves(runs)
     if reversal:
         results["reversal"] = reversal
