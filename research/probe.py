@@ -134,6 +134,26 @@ def run_one(cfg: Config, every: float, save: str = "") -> dict:
     }
 
 
+def own_credit():
+    """Patch Pool.credit (this process only): the inherited first record gets weight 0."""
+    from srml.pool import Pool
+
+    def credit(self, rows, fitness):
+        fitness = np.asarray(fitness, np.float64)
+        ok = np.isfinite(fitness) & np.isfinite(self.fitness[rows])
+        rows, fitness = np.asarray(rows)[ok], fitness[ok]
+        total = np.zeros(self.size)
+        count = np.zeros(self.size, np.int64)
+        np.add.at(total, rows, fitness)
+        np.add.at(count, rows, 1)
+        hit = np.flatnonzero(count)
+        own = self.runs[hit] - 1  # runs counts the inherited record as one
+        self.fitness[hit] = (self.fitness[hit] * own + total[hit]) / (own + count[hit])
+        self.runs[hit] = self.runs[hit] + count[hit]
+
+    Pool.credit = credit
+
+
 THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 
 
@@ -151,7 +171,15 @@ def main(argv=None):
     ap.add_argument("--every", type=float, default=5e6)
     ap.add_argument("--out", default="research/results/screen.jsonl")
     ap.add_argument("--save", default="", help="directory for each seed's final pool (npz)")
+    ap.add_argument(
+        "--own-credit", action="store_true",
+        help="research only: a drawn member's record becomes the mean of its OWN runs (the "
+        "record inherited from the run that made it is dropped at its first own run); needs "
+        "credit=mean or lineage",
+    )  # fmt: skip
     a = ap.parse_args(argv)
+    if a.own_credit:
+        own_credit()
     over = parse_set(a.set)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     for seed in a.seeds:

@@ -8,5 +8,5 @@ export NUMBA_NUM_THREADS=1
 . .venv/bin/activate
 R="beta=per_block noise_to_y=False noise_inputs=2 credit=lineage selection=rank"
 name=$1; shift
-python research/probe.py --name "$name" --set $R "$@" --seeds 100 101 102 103 104 --steps 30e6 \
+python research/probe.py $PROBE_ARGS --name "$name" --set $R "$@" --seeds 100 101 102 103 104 --steps 30e6 \
     --out research/results/screen7.jsonl
