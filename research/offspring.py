@@ -64,7 +64,9 @@ def y_mask(fme: FME) -> np.ndarray:
 def spread(kids: np.ndarray, parent: np.ndarray, mask: np.ndarray) -> float:
     """Mean distance of the children from their mean on ``mask`` / the parent's norm there."""
     k = kids[:, mask].astype(np.float64)
-    return float(np.linalg.norm(k - k.mean(0), axis=1).mean() / max(np.linalg.norm(parent[mask]), 1e-30))
+    return float(
+        np.linalg.norm(k - k.mean(0), axis=1).mean() / max(np.linalg.norm(parent[mask]), 1e-30)
+    )
 
 
 def probe(cfg: Config, a) -> dict:
@@ -143,8 +145,11 @@ def main(argv=None):
     ap.add_argument("--kids", type=int, default=32)
     ap.add_argument("--lanes", type=int, default=32, help="lifetimes per child (parents: twice)")
     ap.add_argument("--sigma", type=float, default=0.3)
-    ap.add_argument("--grandkids", action="store_true",
-                    help="also re-run each parent's best child and make its children the same way")
+    ap.add_argument(
+        "--grandkids",
+        action="store_true",
+        help="also re-run each parent's best child and make its children the same way",
+    )
     ap.add_argument("--out", default="research/results/offspring.jsonl")
     a = ap.parse_args(argv)
     from probe import parse_set  # research/probe.py, beside this file
