@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, rng
-from .config import Config, from_dict, load_toml
+from .config import Config, from_saved, load_toml
 from .errors import SrmlError
 from .fitness import top_k
 from .methods import make_method
@@ -107,7 +107,7 @@ class Agent:
         if not isinstance(meta, dict) or not isinstance(meta.get("config"), str):
             raise SrmlError(f"{path} has no usable config")
         try:
-            cfg = from_dict(tomllib.loads(meta["config"]))
+            cfg = from_saved(tomllib.loads(meta["config"]))
         except (KeyError, tomllib.TOMLDecodeError) as e:
             raise SrmlError(f"{path} has no usable config: {e}") from None
         return cls.from_config(genome, cfg)
@@ -165,7 +165,11 @@ class Agent:
         first = first or not self._started
         self._started = True
         t, K, slots = self._t, self.codec.noise_inputs, self.layout.key_slots
-        noise = 2.0 * rng.step_uniforms(self._key, rng.STREAM_NOISE, t, K) - 1.0 if K else None
+        noise = (
+            2.0 * rng.step_uniforms(self._key, rng.STREAM_NOISE, self.codec.noise_draw(t), K) - 1.0
+            if K
+            else None
+        )
         x = self.codec.encode(
             self.codec.batch_one(obs), self._prev_action, np.float32(reward), np.array([first]),
             self.layout.padded_in, noise,
@@ -187,7 +191,7 @@ def _read_run(run_dir: Path) -> tuple[Config, dict]:
         raise SrmlError(f"{run_dir} is not a run directory (no config.toml)")
     if not (run_dir / "pool.npz").is_file():
         raise SrmlError(f"{run_dir} has no checkpoint (pool.npz) yet")
-    cfg = from_dict(load_toml(run_dir / "config.toml"))
+    cfg = from_saved(load_toml(run_dir / "config.toml"))
     arrays, _ = rundir.load_checkpoint(run_dir / "pool.npz")
     return cfg, arrays
 

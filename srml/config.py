@@ -76,7 +76,9 @@ class Config:
     update: str = "delta"
     """SRWM update values: delta (W pq - W pk, Irie et al.) or tanh (tanh(W pq) - tanh(W pk): bounded, leaves W's column space)."""
     noise_inputs: int = -1
-    """K extra network inputs, uniform in [-1, 1) each step from srml.rng: randomness whose effect the genome's own weights set; -1 (auto): 2 with --founders 1, else 0."""
+    """K extra network inputs, uniform in [-1, 1) from srml.rng (drawn as --noise-hold says): randomness whose effect the genome's own weights set; -1 (auto): 8 with --founders 1, else 0."""
+    noise_hold: int = -1
+    """Steps each draw of the noise inputs is held: 1 draws them afresh every step; H redraws every H steps; 0 draws once per lifetime, a random code held for the whole lifetime that the genome's own weights turn into lifetime-long variation of its writes; -1 (auto): 0 with --founders 1, else 1."""
     noise_to_y: bool = False
     """Noise inputs reach the action rows (y) too; false (default): only the rows that drive self-modification (k, q, beta) read them, so the policy itself is not made noisy."""
     sample_keys: bool = False
@@ -168,6 +170,10 @@ class Config:
             f"--noise-inputs must be between 0 and 64, got {self.noise_inputs}",
         )
         need(
+            self.noise_hold >= 0,
+            f"--noise-hold must be >= 0 (0: once per lifetime), got {self.noise_hold}",
+        )
+        need(
             0.0 <= self.fitness_from < 1.0,
             f"--fitness-from must be in [0, 1) (a fraction of the lifetime), got {self.fitness_from}",
         )
@@ -218,10 +224,16 @@ class Config:
 # on tuning seeds (research/FINDINGS.md, plots/fme_from_one_results.json); "classic" (a pool
 # filled with random founders) is srml's earlier default, where nothing better was measured.
 RECIPES = {
-    "from_one": {"beta": "per_block", "noise_inputs": 2, "credit": "lineage", "selection": "rank"},
-    "classic": {"beta": "single", "noise_inputs": 0, "credit": "none", "selection": "proportional"},
-}
-AUTO = {"beta": "auto", "noise_inputs": -1, "credit": "auto", "selection": "auto"}
+    "from_one": {
+        "beta": "per_block", "noise_inputs": 8, "noise_hold": 0, "credit": "lineage",
+        "selection": "rank",
+    },
+    "classic": {
+        "beta": "single", "noise_inputs": 0, "noise_hold": 1, "credit": "none",
+        "selection": "proportional",
+    },
+}  # fmt: skip
+AUTO = {"beta": "auto", "noise_inputs": -1, "noise_hold": -1, "credit": "auto", "selection": "auto"}
 
 
 def recipe_of(cfg: Config) -> str:
@@ -283,6 +295,17 @@ def from_dict(d: dict, base: Config | None = None) -> Config:
             )
         kwargs[key] = value
     return Config(**kwargs)
+
+
+# Fields added after runs were saved: a saved config (config.toml, a checkpoint's) without
+# one ran with the behaviour these values give, which its "auto" default might not.
+SAVED_BEFORE = {"noise_hold": 1}
+
+
+def from_saved(d: dict) -> Config:
+    """The Config of a saved run (its config.toml or checkpoint): :func:`from_dict`, with the
+    fields it predates set as the srml that wrote it ran (:data:`SAVED_BEFORE`)."""
+    return from_dict({**SAVED_BEFORE, **d})
 
 
 def load_toml(path: str | Path) -> dict:

@@ -56,6 +56,7 @@ class NetSpec:
     noise_inputs: int = 0  # K uniform noise inputs after the constant 1
     y_blind: tuple = (0, 0)  # input positions [lo, hi) the first layer's y rows do not read
     input_norm: str = "none"  # Codec.input_norm: none, layer or softmax of x before the 1
+    noise_hold: int = 1  # steps each noise draw is held (0: one draw per lifetime)
 
     @classmethod
     def of(cls, layout: Layout, codec: Codec) -> NetSpec:
@@ -89,6 +90,7 @@ class NetSpec:
             codec.noise_inputs,
             layout.y_blind,
             codec.input_norm,
+            codec.noise_hold,
         )
 
 
@@ -274,6 +276,8 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
     low, high = spec.low, spec.high
     stream_action, stream_noise = rng.STREAM_ACTION, rng.STREAM_NOISE
     n_noise = spec.noise_inputs
+    hold = max(spec.noise_hold, 1)  # Codec.noise_draw; 0 (once per lifetime) is per_life
+    per_life = spec.noise_hold == 0
     normed = obs_dim + act_dim + int(reward_input) + int(episode_flag)  # = Codec.normed
     input_norm = make_input_norm(jit, spec.input_norm, normed)
     norm_inputs = spec.input_norm != "none"
@@ -317,8 +321,9 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
             if norm_inputs:  # x[0:c], everything before the constant 1 (Codec.encode)
                 input_norm(x)
             x[c] = f1
+            draw = 0 if per_life else t // hold
             for j in range(n_noise):
-                x[c + 1 + j] = f2 * np.float32(uniform(key, stream_noise, t * n_noise + j)) - f1
+                x[c + 1 + j] = f2 * np.float32(uniform(key, stream_noise, draw * n_noise + j)) - f1
             srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify, key, t)
             if discrete:
                 if sample:

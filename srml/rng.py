@@ -29,7 +29,7 @@ STREAM_RESET = 2
 STREAM_ENV = 3
 STREAM_INIT = 4
 STREAM_MUTATION = 5
-STREAM_NOISE = 6  # noise inputs of the network: counter step * K + j
+STREAM_NOISE = 6  # noise inputs of the network: counter draw * K + j (Codec.noise_draw)
 STREAM_KEY = 7  # sampled keys: counter step * slots + slot (slot: layer by layer, head by head)
 
 

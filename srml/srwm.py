@@ -328,6 +328,7 @@ class Codec:
         episode_flag: bool = True,
         noise_inputs: int = 0,
         input_norm: str = "none",
+        noise_hold: int = 1,
     ):
         if input_norm not in INPUT_NORMS:
             raise SrmlError(
@@ -343,6 +344,9 @@ class Codec:
         self.box_act = isinstance(act_space, Spaces.Box)
         self.reward_input, self.episode_flag = reward_input, episode_flag
         self.noise_inputs = int(noise_inputs)
+        if noise_hold < 0:
+            raise SrmlError(f"noise_hold must be >= 0 (0: once per lifetime), got {noise_hold}")
+        self.noise_hold = int(noise_hold)
         self.d_in = (
             self.obs_dim + self.act_dim + int(reward_input) + int(episode_flag) + 1
             + self.noise_inputs
@@ -421,6 +425,12 @@ class Codec:
         if self.noise_inputs:
             x[:, c + 1 : c + 1 + self.noise_inputs] = noise
         return x
+
+    def noise_draw(self, step: int) -> int:
+        """Which draw of the noise inputs step ``step`` reads: ``step // noise_hold``
+        (0 for every step when ``noise_hold`` is 0: one draw per lifetime); the inputs of
+        draw ``d`` are counters ``d * noise_inputs + j`` of ``rng.STREAM_NOISE``."""
+        return step // self.noise_hold if self.noise_hold else 0
 
     # --- actions --------------------------------------------------------------------------
     def uniforms(self, keys: np.ndarray, step: int) -> np.ndarray:

@@ -111,7 +111,7 @@ def make_task(cfg: Config) -> Task:
         obs_space, act_space = env_spaces(env_id, cfg.env_kwargs)
     codec = Codec(
         obs_space, act_space, cfg.reward_input, cfg.episode_flag, cfg.noise_inputs,
-        cfg.input_norm,
+        cfg.input_norm, cfg.noise_hold,
     )  # fmt: skip
     blind = (0, 0)
     if cfg.noise_inputs and not cfg.noise_to_y:  # the noise inputs are the last K

@@ -85,16 +85,40 @@ def test_noise_inputs_are_reproducible_uniforms_after_the_constant():
     np.testing.assert_allclose(x[:, 9:12], 2 * u - 1)
 
 
+def test_noise_hold_keeps_each_draw_for_its_steps():
+    codec = make_task(Config(noise_inputs=2, noise_hold=7, batch=4, pool_size=4)).codec
+    assert [codec.noise_draw(t) for t in (0, 6, 7, 13, 14)] == [0, 0, 1, 1, 2]
+    once = make_task(Config(noise_inputs=2, noise_hold=0, batch=4, pool_size=4)).codec
+    assert {once.noise_draw(t) for t in range(1000)} == {0}
+
+
+def test_noise_hold_changes_the_reference_run_as_the_draws_say():
+    """One draw per lifetime (hold 0) is the same run as a hold of the whole lifetime, and
+    another run than fresh noise every step."""
+    runs = {}
+    for hold in (0, 1, 40):
+        cfg = Config(noise_inputs=3, noise_hold=hold, noise_to_y=True, batch=6, pool_size=6,
+                     lifetime=40)  # fmt: skip
+        task = make_task(cfg)
+        genome = task.layout.init(np.random.default_rng(3), 6, 1.0)
+        runs[hold] = make_backend("numpy", task, 6).run(genome, seed=11)
+    np.testing.assert_array_equal(runs[0].genomes, runs[40].genomes)
+    np.testing.assert_array_equal(runs[0].fitness, runs[40].fitness)
+    assert not np.array_equal(runs[0].genomes, runs[1].genomes)
+
+
 VARIANTS = {
     "tanh-noise-keys-window": {
         "update": "tanh", "noise_inputs": 2, "noise_to_y": True, "sample_keys": True,
         "fitness_from": 0.5,
     },
-    "deep-heads-keys-blocks": {
+    "deep-heads-keys-blocks-hold7": {
         "hidden": [6], "heads": 2, "sample_keys": True, "noise_inputs": 3, "beta": "per_block",
+        "noise_hold": 7,
     },
-    "noise-to-update-only-lineage": {
-        "noise_inputs": 2, "noise_to_y": False, "beta": "per_block", "credit": "lineage",
+    "lifetime-noise-to-update-only-lineage": {  # the from-one recipe
+        "noise_inputs": 8, "noise_hold": 0, "noise_to_y": False, "beta": "per_block",
+        "credit": "lineage",
     },
     "layer-norm-noise-to-update-only": {
         "input_norm": "layer", "noise_inputs": 2, "noise_to_y": False,
@@ -113,9 +137,9 @@ def _compare(env, backend, variant, batch, lifetime, twin="auto"):
 # (each case compiles a fused kernel: 30-60 s on 2 cores)
 CASES = [
     ("srml/Pendulum-v1", "tanh-noise-keys-window"),
-    ("srml/CartPole-v1", "deep-heads-keys-blocks"),
-    ("srml/Pendulum-v1", "deep-heads-keys-blocks"),
-    ("srml/CartPole-v1", "noise-to-update-only-lineage"),
+    ("srml/CartPole-v1", "deep-heads-keys-blocks-hold7"),
+    ("srml/Pendulum-v1", "deep-heads-keys-blocks-hold7"),
+    ("srml/CartPole-v1", "lifetime-noise-to-update-only-lineage"),
     ("srml/CartPole-v1", "layer-norm-noise-to-update-only"),
     ("srml/Pendulum-v1", "layer-norm-noise-to-update-only"),
     ("srml/CartPole-v1", "softmax-norm-heads-noise-padded"),
@@ -163,6 +187,7 @@ def test_fitness_window_counts_whole_episodes_ending_in_the_second_half():
     [
         ({"update": "sin"}, "--update"),
         ({"noise_inputs": -2}, "--noise-inputs"),
+        ({"noise_hold": -3}, "--noise-hold"),
         ({"fitness_from": 1.0}, "--fitness-from"),
         ({"credit": "max"}, "--credit"),
         ({"input_norm": "batch"}, "--input-norm"),
@@ -378,7 +403,9 @@ def test_founders_choose_the_recipe_of_the_auto_fields():
         "lineage",
     )  # what a user sets wins; the rest follows the recipe
     task = make_task(Config(founders=1))  # unvalidated configs resolve the same way
-    assert task.codec.noise_inputs == 2 and task.layout.beta == "per_block"
+    assert task.codec.noise_inputs == RECIPES["from_one"]["noise_inputs"]
+    assert task.codec.noise_hold == RECIPES["from_one"]["noise_hold"]
+    assert task.layout.beta == "per_block"
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -407,3 +434,14 @@ def test_agent_acts_as_the_reference_lane_with_every_variant(variant):
     assert ref.firsts[1:].any()  # an episode boundary was crossed
     np.testing.assert_array_equal(np.asarray(acts), ref.actions[:, 0])
     np.testing.assert_allclose(agent.weights[0], ref.genomes[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_run_saved_before_noise_hold_keeps_fresh_noise_every_step():
+    """config.toml written before --noise-hold existed ran with noise drawn every step; reading
+    it back must not give it the from-one recipe's once-per-lifetime draw."""
+    from srml.config import from_dict, from_saved
+
+    old = {"founders": 1, "noise_inputs": 2, "beta": "per_block", "credit": "lineage"}
+    assert from_saved(old).validate().noise_hold == 1
+    assert from_dict(old).validate().noise_hold == 0  # a new config takes the recipe
+    assert from_saved({**old, "noise_hold": 5}).noise_hold == 5

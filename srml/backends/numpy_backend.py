@@ -117,7 +117,10 @@ class NumpyBackend:
             act_now = ~skip
             noise = None
             if K:
-                noise = 2.0 * rng.step_uniforms(keys, rng.STREAM_NOISE, step, K) - 1.0
+                noise = (
+                    2.0 * rng.step_uniforms(keys, rng.STREAM_NOISE, t.codec.noise_draw(step), K)
+                    - 1.0
+                )
             try:
                 x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in, noise)
             except SrmlError as e:  # an observation outside the env's own space

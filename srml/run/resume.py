@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from ..config import Config, from_dict, load_toml
+from ..config import Config, from_dict, from_saved, load_toml
 from ..errors import SrmlError
 from ..methods import make_method
 from . import rundir
@@ -83,7 +83,7 @@ def checkpoint_config(meta: dict, path: Path) -> Config:
     if not isinstance(meta.get("config"), str):
         raise SrmlError(f"checkpoint {path} has no usable config (not TOML text)")
     try:
-        return from_dict(tomllib.loads(meta["config"]))
+        return from_saved(tomllib.loads(meta["config"]))
     except (KeyError, TypeError, tomllib.TOMLDecodeError, SrmlError) as e:
         raise SrmlError(f"checkpoint {path} has no usable config ({e})") from None
 
@@ -109,7 +109,7 @@ def read_run(run_dir: Path, given: dict) -> tuple[Config, tuple[dict, dict] | No
     if not (run_dir / "config.toml").exists():
         raise SrmlError(f"--resume {run_dir}: not a run directory (no config.toml)")
     rundir.refuse_symlinks(run_dir)
-    saved = from_dict(load_toml(run_dir / "config.toml"))
+    saved = from_saved(load_toml(run_dir / "config.toml"))
     cfg = merge_config(saved, given, run_dir).validate()
     ckpt = run_dir / "pool.npz"
     state = rundir.load_checkpoint(ckpt) if ckpt.exists() else None
