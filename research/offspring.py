@@ -156,8 +156,9 @@ def main(argv=None):
 
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     for seed in a.seeds:
+        # noise_hold=1 as round 7 ran (before --noise-hold); --set noise_hold=0 for round 8's
         kw = dict(env="CartPole-v1", founders=1, total_steps=int(a.steps), seed=seed, threads=1,
-                  progress=False)  # fmt: skip
+                  progress=False, noise_hold=1)  # fmt: skip
         kw.update(parse_set(a.set))
         res = probe(Config(**kw), a)
         line = {"name": a.name, "seed": seed, "steps": int(a.steps), "set": a.set,

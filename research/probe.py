@@ -183,9 +183,10 @@ def main(argv=None):
     over = parse_set(a.set)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     for seed in a.seeds:
-        base = dict(
-            env=a.env, founders=1, total_steps=int(a.steps), seed=seed, threads=1, progress=False
-        )
+        # noise_hold=1: rounds 1-7 drew the noise inputs afresh every step (before --noise-hold
+        # existed); round 8 sets noise_hold=0 explicitly
+        base = dict(env=a.env, founders=1, total_steps=int(a.steps), seed=seed, threads=1,
+                    progress=False, noise_hold=1)  # fmt: skip
         base.update(over)
         cfg = Config(**base)
         save = ""

@@ -77,6 +77,7 @@ def cases():
         Case("unknown-flag", ["--no-such-flag"], "no-such-flag"),
         # main's network variants
         Case("noise-inputs-over", ["--noise-inputs", "65"], "--noise-inputs must be between"),
+        Case("noise-hold-negative", ["--noise-hold", "-2"], "--noise-hold must be >= 0"),
         Case("fitness-from-one", ["--fitness-from", "1"], "--fitness-from must be in [0, 1)"),
         Case("update-unknown", ["--update", "sin"], "unknown --update 'sin'"),
         Case("credit-unknown", ["--credit", "max"], "unknown --credit 'max'"),

@@ -157,6 +157,8 @@ def test_one_founder_says_what_the_recipe_set_and_records_it(tmp_path):
              "--out", out)  # fmt: skip
     assert p.returncode == 0, p.stderr
     line = next(x for x in p.stderr.splitlines() if "from-one recipe" in x)
-    assert "noise_inputs=2" in line and "selection=rank" in line and "beta" not in line
+    assert "noise_inputs=8" in line and "noise_hold=0" in line and "selection=rank" in line
+    assert "beta" not in line
     cfg = (out / "config.toml").read_text()
-    assert 'beta = "single"' in cfg and 'credit = "lineage"' in cfg and "noise_inputs = 2" in cfg
+    assert 'beta = "single"' in cfg and 'credit = "lineage"' in cfg and "noise_inputs = 8" in cfg
+    assert "noise_hold = 0" in cfg
