@@ -31,7 +31,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", type=Path)
     ap.add_argument("--methods", nargs="+",
-                    default=["fme_paper", "fme_best", "hill_climber_s3_one", "openai_es_one"])  # fmt: skip
+                    default=["fme_paper", "fme_best", "fme_step_noise", "hill_climber_s3_one",
+                             "openai_es_one"])  # fmt: skip
     ap.add_argument("--lengths", nargs="+", type=int, default=[40, 120, 240])
     ap.add_argument("--out", default="research/results/bandit_longer.json")
     a = ap.parse_args(argv)
