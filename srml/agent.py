@@ -164,12 +164,8 @@ class Agent:
         The network rewrites its weights on every call (unless ``self_modify`` is off)."""
         first = first or not self._started
         self._started = True
-        t, K, slots = self._t, self.codec.noise_inputs, self.layout.key_slots
-        noise = (
-            2.0 * rng.step_uniforms(self._key, rng.STREAM_NOISE, self.codec.noise_draw(t), K) - 1.0
-            if K
-            else None
-        )
+        t, slots = self._t, self.layout.key_slots
+        noise = self.codec.noise(self._key, t)
         x = self.codec.encode(
             self.codec.batch_one(obs), self._prev_action, np.float32(reward), np.array([first]),
             self.layout.padded_in, noise,

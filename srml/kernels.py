@@ -276,8 +276,7 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
     low, high = spec.low, spec.high
     stream_action, stream_noise = rng.STREAM_ACTION, rng.STREAM_NOISE
     n_noise = spec.noise_inputs
-    hold = max(spec.noise_hold, 1)  # Codec.noise_draw; 0 (once per lifetime) is per_life
-    per_life = spec.noise_hold == 0
+    hold = spec.noise_hold  # as Codec.noise_draw: 0 is one draw per lifetime
     normed = obs_dim + act_dim + int(reward_input) + int(episode_flag)  # = Codec.normed
     input_norm = make_input_norm(jit, spec.input_norm, normed)
     norm_inputs = spec.input_norm != "none"
@@ -321,7 +320,7 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
             if norm_inputs:  # x[0:c], everything before the constant 1 (Codec.encode)
                 input_norm(x)
             x[c] = f1
-            draw = 0 if per_life else t // hold
+            draw = t // hold if hold else 0
             for j in range(n_noise):
                 x[c + 1 + j] = f2 * np.float32(uniform(key, stream_noise, draw * n_noise + j)) - f1
             srwm_forward(g, x, h0, h1, out, pk, pq, lr, y, self_modify, key, t)

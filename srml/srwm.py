@@ -432,6 +432,14 @@ class Codec:
         draw ``d`` are counters ``d * noise_inputs + j`` of ``rng.STREAM_NOISE``."""
         return step // self.noise_hold if self.noise_hold else 0
 
+    def noise(self, keys: np.ndarray, step: int):
+        """(B, noise_inputs) noise inputs 2u - 1 of step ``step`` for the lanes keyed ``keys``
+        (draw :meth:`noise_draw`), or None without noise inputs."""
+        if not self.noise_inputs:
+            return None
+        u = rng.step_uniforms(keys, rng.STREAM_NOISE, self.noise_draw(step), self.noise_inputs)
+        return 2.0 * u - 1.0
+
     # --- actions --------------------------------------------------------------------------
     def uniforms(self, keys: np.ndarray, step: int) -> np.ndarray:
         """(B, draws) uniforms for step ``step`` of the lanes keyed ``keys``."""

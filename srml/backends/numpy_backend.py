@@ -111,16 +111,11 @@ class NumpyBackend:
         returns, episodes = np.zeros(b), np.zeros(b, np.int64)
         trace = ([], [], []) if record else None
         frozen = np.zeros(b)
-        K, slots, t0 = t.codec.noise_inputs, t.layout.key_slots, t.fitness_start
+        slots, t0 = t.layout.key_slots, t.fitness_start
         ep_ret, in_ep = np.zeros(b), np.zeros(b, bool)  # fitness_start > 0: whole episodes
         for step in range(t.lifetime):
             act_now = ~skip
-            noise = None
-            if K:
-                noise = (
-                    2.0 * rng.step_uniforms(keys, rng.STREAM_NOISE, t.codec.noise_draw(step), K)
-                    - 1.0
-                )
+            noise = t.codec.noise(keys, step)
             try:
                 x = t.codec.encode(obs, prev_act, prev_rew, first, t.layout.padded_in, noise)
             except SrmlError as e:  # an observation outside the env's own space
