@@ -4,7 +4,8 @@
 
 Runs, for each population P: the Gymnasium+numpy peer and (where JAX and gymnax
 are installed) the JAX peer from ../shared/peers/, then ``srml bench`` with the
-numba backend on the compiled twin (fused kernel), the numba backend on
+numba backend on the compiled twin (fused kernel: the default lanes layout, the
+same with ``--fast-exp``, and the per-agent layout), the numba backend on
 Gymnasium's own env (generic path), and the numpy reference. Every figure is
 agent-steps/s; ratios are taken against the Gymnasium+numpy peer of the same P
 in the same run (absolute figures drift between runs on shared machines).
@@ -86,7 +87,15 @@ def main() -> int:
             )
         )
     workloads += [
-        ("srml numba, fused twin", lambda P: [*srml, "--pop", str(P), "--backend", "numba"]),
+        ("srml numba, fused twin, lanes", lambda P: [*srml, "--pop", str(P)]),
+        (
+            "srml numba, fused twin, lanes, --fast-exp",
+            lambda P: [*srml, "--pop", str(P), "--fast-exp"],
+        ),
+        (
+            "srml numba, fused twin, one agent at a time",
+            lambda P: [*srml, "--pop", str(P), "--layout", "agent"],
+        ),
         (
             "srml numba, Gymnasium env",
             lambda P: [*srml, "--pop", str(P), "--backend", "numba", "--twin", "off"],
@@ -103,7 +112,7 @@ def main() -> int:
             figure, line = last_figure(cmd(P))
             results[name, P] = figure
             print(
-                f"P={P:>6} {name:<28} {figure if figure is None else f'{figure:.3e}'}   {line}",
+                f"P={P:>6} {name:<44} {figure if figure is None else f'{figure:.3e}'}   {line}",
                 flush=True,
             )
             if figure is None:

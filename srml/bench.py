@@ -21,16 +21,18 @@ from .task import make_task
 
 
 def bench(
-    env: str, backend: str, pop: int, lifetime: int, repeats: int = 3, twin="auto", threads: int = 0
-) -> dict:
+    env: str, backend: str, pop: int, lifetime: int, repeats: int = 3, twin="auto", threads: int = 0,
+    layout: str = "lanes", fast_exp: bool = False,
+) -> dict:  # fmt: skip
     cfg = Config(
         env=env, backend=backend, batch=pop, pool_size=pop, lifetime=lifetime, twin=twin,
-        episode_flag=False, threads=threads,
+        episode_flag=False, threads=threads, fast_exp=fast_exp,
     )  # fmt: skip
     cfg.validate()
     task = make_task(cfg)
     t0 = time.perf_counter()
-    engine = make_backend(backend, task, pop, threads)
+    options = {"layout": layout} if backend == "numba" else {}
+    engine = make_backend(backend, task, pop, threads, **options)
     genomes = task.layout.init(np.random.default_rng(0), pop, 0.1)
     engine.run(genomes, seed=0)
     first_s = time.perf_counter() - t0
@@ -43,6 +45,7 @@ def bench(
     return {
         "env": task.env_id,
         "backend": backend,
+        "kernel": (layout + (" fast_exp" if fast_exp else "")) if backend == "numba" else "",
         "network": task.layout.describe(),
         "pop": pop,
         "lifetime": lifetime,
@@ -56,7 +59,7 @@ def bench(
 
 def report(r: dict) -> str:
     return (
-        f"srml {r['backend']} {r['env']} P={r['pop']} T={r['lifetime']} {r['network']} "
+        f"srml {r['backend']}{' ' + r['kernel'] if r.get('kernel') else ''} {r['env']} P={r['pop']} T={r['lifetime']} {r['network']} "
         f"threads={r['threads']} first_run_s={r['first_run_s']:.2f} "
         f"peak_rss_mb={r['peak_rss_mb']:.0f}\nagent_steps_per_s={r['agent_steps_per_s']:.4e}"
     )

@@ -230,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=_positive, default=3, help="timed runs (default: 3)")
     b.add_argument("--twin", default="auto", help="auto or off (default: auto)")
     b.add_argument("--threads", type=_int, default=0, help="numba threads, 0 = all (default: 0)")
+    b.add_argument(
+        "--layout", choices=("lanes", "agent"), default="lanes",
+        help="numba's fused kernel: lanes (64 agents in lockstep, SIMD) or agent (one at a "
+        "time) (default: lanes)",
+    )  # fmt: skip
+    b.add_argument(
+        "--fast-exp", action="store_true", help="numba lanes: the polynomial exp (--fast-exp)"
+    )
     return p
 
 
@@ -368,9 +376,12 @@ def cmd_bench(args) -> int:
 
     # the genomes (a few hundred floats each on this workload), their copies and the envs
     check_memory(args.pop * 4096, f"srml bench --pop {args.pop}", advice="lower --pop")
+    if args.backend != "numba" and (args.layout != "lanes" or args.fast_exp):
+        raise SrmlError("--layout and --fast-exp apply to --backend numba")
     r = bench(
-        args.env, args.backend, args.pop, args.lifetime, args.repeats, args.twin, args.threads
-    )
+        args.env, args.backend, args.pop, args.lifetime, args.repeats, args.twin, args.threads,
+        layout=args.layout, fast_exp=args.fast_exp,
+    )  # fmt: skip
     print(report(r))
     return 0
 

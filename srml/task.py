@@ -132,4 +132,5 @@ def make_task(cfg: Config) -> Task:
         requested_id=cfg.env,
         step_timeout=cfg.step_timeout,
         fitness_start=cfg.fitness_start,
+        fast_exp=cfg.fast_exp,
     )

@@ -16,13 +16,14 @@ BACKENDS = {
 }
 
 
-def make_backend(name: str, task: Task, batch: int, threads: int = 0) -> Backend:
+def make_backend(name: str, task: Task, batch: int, threads: int = 0, **options) -> Backend:
     """Build backend ``name`` for ``task`` running ``batch`` genomes at a time; ``threads`` is the
-    CPU threads a compiled backend may use (0: all; ignored by numpy)."""
+    CPU threads a compiled backend may use (0: all; ignored by numpy); ``options`` go to the
+    backend's constructor (numba: ``layout``)."""
     if name not in BACKENDS:
         raise SrmlError(f"unknown backend {name!r}; choose from {sorted(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(task, batch, threads=threads)
+    return getattr(importlib.import_module(module), cls)(task, batch, threads=threads, **options)
 
 
 __all__ = [

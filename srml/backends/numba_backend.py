@@ -1,8 +1,11 @@
 """The numba backend (CPU, the default).
 
 - Fused path (the env has a compiled twin): ONE compiled call runs a whole
-  generation; agents in parallel over threads (``prange``), the lifetime inside
-  the kernel, each genome's weights in cache for all of it.
+  generation, the lifetime inside the kernel, the genomes' weights in cache for all
+  of it. Layout ``lanes`` (default, :mod:`.numba_lanes`): blocks of 64 agents in
+  lockstep, SIMD across agents; ``agent``: one agent at a time (the kernel the CUDA
+  backend shares). Both in parallel over threads (``prange``), bit for bit the same
+  results unless ``Task.fast_exp`` (lanes only).
 - Generic path (any other Gymnasium env): the numpy backend's loop, with the
   SRWM step replaced by a compiled one (single-threaded: see batched_srwm).
 """
@@ -16,7 +19,10 @@ from .. import rng
 from ..errors import SrmlError
 from ..kernels import NetSpec, make_agent_kernel, make_srwm_kernel
 from .base import Rollout, Task, finalize
+from .numba_lanes import lanes_generation
 from .numpy_backend import NumpyBackend
+
+LAYOUTS = ("lanes", "agent")
 
 _CACHE: dict = {}
 # The kernel's pieces (layers, SRWM step, env reset/step) are inlined into the parallel loop
@@ -122,15 +128,27 @@ def actions_from(rec_a: np.ndarray, task: Task) -> np.ndarray:
 class NumbaBackend:
     name = "numba"
 
-    def __init__(self, task: Task, batch: int, threads: int = 0):
-        self.task, self.batch = task, batch
+    def __init__(self, task: Task, batch: int, threads: int = 0, layout: str = "lanes"):
+        if layout not in LAYOUTS:
+            raise SrmlError(f"unknown numba layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+        self.task, self.batch, self.layout = task, batch, layout
         if threads:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         self.threads = numba.get_num_threads()
         self.spec = NetSpec.of(task.layout, task.codec)
         if task.twin is not None:
+            if task.fast_exp and layout != "lanes":
+                raise SrmlError("fast_exp is the lanes layout's exp; the agent layout has none")
             self.generic = None
-            self.generation = fused_generation(self.spec, task.twin)
+            if layout == "lanes":
+                self.generation = lanes_generation(self.spec, task.twin, task.fast_exp)
+            else:
+                self.generation = fused_generation(self.spec, task.twin)
+        elif task.fast_exp:
+            raise SrmlError(
+                f"--fast-exp needs a compiled twin; {task.env_id} runs on Gymnasium's env "
+                "(the numba backend's generic path)"
+            )
         else:
             forward = self._compiled_forward(batched_srwm(self.spec))
             self.generic = NumpyBackend(task, batch, forward=forward)

@@ -1,0 +1,445 @@
+"""The numba backend's fused generation over lanes: ``LANES`` agents in lockstep.
+
+The per-agent kernel (:func:`srml.kernels.make_agent_kernel`) runs one genome's lifetime at
+a time; its multiply-adds are float reductions over d, which the compiler may not reorder,
+so they run as scalar code. Here each block of ``LANES`` agents keeps its genomes as one
+``(G, LANES)`` array (one column per agent; 39 KB for the peers' network, in L1/L2 for the
+whole lifetime) and runs the lifetime step by step for all of them: every multiply-add,
+softmax and weight write is a loop over lanes, which LLVM turns into SIMD instructions.
+The environment twin, the random draws and the action choice run lane by lane.
+
+``LANES`` is a compile-time 64: with 32 or fewer, LLVM unrolls each lane loop whole and its
+straight-line vectorizer leaves most of it scalar (measured: no faster than the per-agent
+kernel); with 64 the loop vectorizer takes them.
+
+Arithmetic per lane is the per-agent kernel's, operation for operation, so with the C
+library's ``exp`` (``fast_exp=False``) results are bit-identical to it. ``exp`` is the
+one call that blocks SIMD; ``fast_exp=True`` replaces it with :func:`make_lane_exp`'s
+branch-free polynomial (relative error < 1e-6, checked in tests/test_lanes.py), which
+vectorizes: results then agree with the per-agent kernel and the numpy reference to float
+tolerance, not bit for bit (and no longer depend on the platform's C library).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .. import rng
+from ..kernels import NetSpec, make_input_norm
+
+LANES = 64
+INLINE = numba.njit(inline="always")
+
+# exp(x) = 2^n exp(r): n = round(x / ln 2), r = x - n ln 2 with ln 2 in two parts (Cody-Waite),
+# exp(r) by Cephes expf's degree-6 polynomial; 2^n = 2^n1 2^n2 built from exponent bits, both
+# halves normal floats over the whole clamp, so results underflow to 0 and overflow to inf
+# as expf's do.
+_LOG2E = np.float32(1.44269504088896341)
+_C1, _C2 = np.float32(0.693359375), np.float32(-2.12194440e-4)
+_P = tuple(np.float32(v) for v in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                   4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))  # fmt: skip
+_LO, _HI = np.float32(-104.0), np.float32(88.8)  # exp underflows to 0 below, inf above
+
+
+def make_lane_exp(fast: bool):
+    """``lexp(src, dst, bits)``: ``dst[l] = exp(src[l])`` for every lane (float32 rows of
+    ``LANES``; src may be dst). ``fast``: the polynomial (``bits``, int32 ``(2, LANES)``,
+    holds the exponent bits of 2^n1 and 2^n2); else the C library's ``expf`` lane by lane."""
+    p0, p1, p2, p3, p4, p5 = _P
+    lo, hi, half, one, bias = _LO, _HI, np.float32(0.5), np.float32(1.0), np.int32(127)
+    L = LANES
+
+    @INLINE
+    def lexp(src, dst, bits):
+        if fast:
+            b1, b2 = bits[0], bits[1]
+            for i in range(L):
+                x = src[i]
+                if not x > lo:  # NaN too: its result is set below
+                    x = lo
+                if x > hi:
+                    x = hi
+                fx = np.floor(x * _LOG2E + half)
+                r = x - fx * _C1 - fx * _C2
+                p = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
+                n = np.int32(fx)
+                n1 = n >> 1
+                b1[i] = (n1 + bias) << 23
+                b2[i] = (n - n1 + bias) << 23
+                nan = src[i] != src[i]
+                dst[i] = src[i] if nan else p * (r * r) + r + one
+            s1, s2 = b1.view(np.float32), b2.view(np.float32)
+            for i in range(L):
+                dst[i] = dst[i] * s1[i] * s2[i]
+        else:
+            for i in range(L):
+                dst[i] = math.exp(src[i])
+
+    return lexp
+
+
+def exp_lanes(x: np.ndarray, fast: bool = True) -> np.ndarray:
+    """The lanes' exp on any float32 array (for tests and the error check)."""
+    x = np.ascontiguousarray(x, np.float32).ravel()
+    n = -(-len(x) // LANES)
+    src = np.zeros((n, LANES), np.float32)
+    src.ravel()[: len(x)] = x
+    return _exp_call(fast)(src).ravel()[: len(x)].copy()
+
+
+_CACHE: dict = {}
+
+
+def _exp_call(fast: bool):
+    key = ("exp", fast)
+    if key not in _CACHE:
+        lexp = make_lane_exp(fast)
+
+        @numba.njit
+        def run(src):
+            dst = np.empty_like(src)
+            bits = np.empty((2, LANES), np.int32)
+            for k in range(src.shape[0]):
+                lexp(src[k], dst[k], bits)
+            return dst
+
+        _CACHE[key] = run
+    return _CACHE[key]
+
+
+def make_lane_layer(
+    off: int, H: int, di: int, do: int, n_beta: int, squash_input: bool, update_tanh: bool,
+    slot0: int, slots: int, y_lo: int, y_hi: int, lexp,
+):  # fmt: skip
+    """:func:`srml.kernels.make_layer_kernel` over lanes: ``layer(g, h0, h1, out, pk, pq, lr,
+    tmp, bits, self_modify, keys, t)`` with every buffer ``(n, LANES)``."""
+    rows = do + 2 * di + n_beta
+    f0, f1, f80 = np.float32(0.0), np.float32(1.0), np.float32(80.0)
+    _, _, uniform = rng.make_rng(INLINE)
+    stream_key = rng.STREAM_KEY
+    sample_keys = slots > 0
+    L = LANES
+
+    @INLINE
+    def layer(g, h0, h1, out, pk, pq, lr, tmp, bits, self_modify, keys, t):
+        if squash_input:
+            for j in range(H * di):
+                for i in range(L):
+                    h0[j, i] = math.tanh(h0[j, i])
+        mk, mq, sk, sq = tmp[0], tmp[1], tmp[2], tmp[3]
+        for hd in range(H):
+            base = off + hd * rows * di
+            xo = hd * di
+            for r in range(rows):
+                o = out[r]
+                for i in range(L):
+                    o[i] = f0
+                for d in range(di):
+                    if r >= do or xo + d < y_lo or xo + d >= y_hi:
+                        w, x = g[base + r * di + d], h0[xo + d]
+                        for i in range(L):
+                            o[i] += w[i] * x[i]
+            for r in range(do):
+                for i in range(L):
+                    h1[hd * do + r, i] = out[r, i]
+            for i in range(L):
+                mk[i] = out[do, i]
+                mq[i] = out[do + di, i]
+            for d in range(1, di):
+                for i in range(L):
+                    mk[i] = max(mk[i], out[do + d, i])
+                    mq[i] = max(mq[i], out[do + di + d, i])
+            for i in range(L):
+                sk[i] = f0
+                sq[i] = f0
+            for d in range(di):
+                for i in range(L):
+                    pk[d, i] = out[do + d, i] - mk[i]
+                    pq[d, i] = out[do + di + d, i] - mq[i]
+                lexp(pk[d], pk[d], bits)
+                lexp(pq[d], pq[d], bits)
+                for i in range(L):
+                    sk[i] += pk[d, i]
+                    sq[i] += pq[d, i]
+            for d in range(di):
+                for i in range(L):
+                    pk[d, i] = pk[d, i] / sk[i]
+                    pq[d, i] = pq[d, i] / sq[i]
+            if not self_modify:
+                continue
+            if sample_keys:  # pk one-hot at an index drawn from softmax(k), lane by lane
+                for i in range(L):
+                    u = np.float32(uniform(keys[i], stream_key, t * slots + slot0 + hd))
+                    cum = f0
+                    hot = 0
+                    for d in range(di):
+                        cum += pk[d, i]
+                        if cum < u:
+                            hot += 1
+                    if hot > di - 1:
+                        hot = di - 1
+                    for d in range(di):
+                        pk[d, i] = f0
+                    pk[hot, i] = f1
+            for j in range(n_beta):
+                for i in range(L):
+                    lr[j, i] = min(-out[do + 2 * di + j, i], f80)
+                lexp(lr[j], lr[j], bits)
+                for i in range(L):
+                    lr[j, i] = f1 / (f1 + lr[j, i])
+            if not update_tanh:
+                for d in range(di):
+                    for i in range(L):
+                        pq[d, i] = pq[d, i] - pk[d, i]
+            c = tmp[4]
+            for r in range(rows):
+                for i in range(L):
+                    c[i] = f0
+                if update_tanh:  # tanh(W pq) - tanh(W pk)
+                    ck = tmp[5]
+                    for i in range(L):
+                        ck[i] = f0
+                    for d in range(di):
+                        w = g[base + r * di + d]
+                        for i in range(L):
+                            c[i] += w[i] * pq[d, i]
+                            ck[i] += w[i] * pk[d, i]
+                    for i in range(L):
+                        c[i] = np.float32(math.tanh(c[i])) - np.float32(math.tanh(ck[i]))
+                else:
+                    for d in range(di):
+                        w = g[base + r * di + d]
+                        for i in range(L):
+                            c[i] += w[i] * pq[d, i]
+                b = 0
+                if n_beta > 1:
+                    b = 0 if r < do else (1 if r < do + di else (2 if r < do + 2 * di else 3))
+                for i in range(L):
+                    c[i] = lr[b, i] * c[i]
+                for d in range(di):
+                    w = g[base + r * di + d]
+                    for i in range(L):
+                        w[i] += c[i] * pk[d, i]
+
+    return layer
+
+
+def make_lane_network(spec: NetSpec, lexp):
+    """The layers chained (:func:`srml.kernels.make_srwm_kernel` over lanes): input in h0,
+    the last layer's output in h1."""
+    slot0 = [sum(spec.heads[:n]) for n in range(spec.n_layers)]
+    layers = [
+        make_lane_layer(spec.offsets[n], spec.heads[n], spec.head_in[n], spec.head_out[n],
+                        spec.n_beta, n > 0, spec.update_tanh, slot0[n], spec.key_slots,
+                        *(spec.y_blind if n == 0 else (0, 0)), lexp)
+        for n in range(spec.n_layers)
+    ]  # fmt: skip
+
+    def chain(n):
+        layer = layers[n]
+        if n == len(layers) - 1:
+            return layer
+        rest, width = chain(n + 1), spec.heads[n] * spec.head_out[n]
+
+        @INLINE
+        def run(g, h0, h1, out, pk, pq, lr, tmp, bits, self_modify, keys, t):
+            layer(g, h0, h1, out, pk, pq, lr, tmp, bits, self_modify, keys, t)
+            for j in range(width):
+                for i in range(LANES):
+                    h0[j, i] = h1[j, i]
+            rest(g, h0, h1, out, pk, pq, lr, tmp, bits, self_modify, keys, t)
+
+        return run
+
+    return chain(0)
+
+
+def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
+    """Compiled ``generation(genomes, keys, lifetime, sample, self_modify, record, rec_a,
+    rec_r, rec_f, t0) -> (returns, episodes)``: the per-agent fused generation's contract
+    (:func:`srml.backends.numba_backend.fused_generation`), blocks of ``LANES`` agents in
+    parallel over threads."""
+    key = ("lanes", spec, twin.id, tuple(sorted(twin.params.items())), fast_exp)
+    if key in _CACHE:
+        return _CACHE[key]
+    L = LANES
+    lexp = make_lane_exp(fast_exp)
+    network = make_lane_network(spec, lexp)
+    reset, step = twin.make_kernels(INLINE)
+    _, _, uniform = rng.make_rng(INLINE)
+    obs_dim, act_dim, d_in = spec.obs_dim, spec.act_dim, spec.d_in
+    state_dim = twin.state_dim
+    width, rows, n_beta = spec.max_width, spec.max_rows, spec.n_beta
+    pdim = max(spec.max_head_in, spec.act_dim)
+    discrete, reward_input, episode_flag = spec.discrete_act, spec.reward_input, spec.episode_flag
+    low, high = spec.low, spec.high
+    stream_action, stream_noise = rng.STREAM_ACTION, rng.STREAM_NOISE
+    n_noise, hold = spec.noise_inputs, spec.noise_hold
+    normed = obs_dim + act_dim + int(reward_input) + int(episode_flag)  # = Codec.normed
+    input_norm = make_input_norm(INLINE, spec.input_norm, normed)
+    norm_inputs = spec.input_norm != "none"
+    f0, f1, f2 = np.float32(0.0), np.float32(1.0), np.float32(2.0)
+
+    @numba.njit
+    def run_block(genomes, keys, lane0, lifetime, sample, self_modify, record, rec_a, rec_r,
+                  rec_f, t0, returns, episodes_out):  # fmt: skip
+        b, G = genomes.shape
+        nl = min(L, b - lane0)  # the last block's other lanes run zero genomes, unused
+        g = np.zeros((G, L), np.float32)
+        kb = np.zeros(L, np.uint64)
+        for i in range(nl):
+            kb[i] = keys[lane0 + i]
+            for k in range(G):
+                g[k, i] = genomes[lane0 + i, k]
+        h0 = np.zeros((width, L), np.float32)
+        h1 = np.zeros((width, L), np.float32)
+        out = np.zeros((rows, L), np.float32)
+        pk = np.zeros((pdim, L), np.float32)
+        pq = np.zeros((pdim, L), np.float32)
+        lr = np.zeros((n_beta, L), np.float32)
+        tmp = np.zeros((6, L), np.float32)
+        bits = np.zeros((2, L), np.int32)
+        xl = np.zeros(d_in, np.float32)  # one lane's input, for the input normalisation
+        state = np.zeros((L, state_dim))
+        obs = np.zeros((L, obs_dim), np.float32)
+        act = np.zeros((L, act_dim), np.float32)
+        prev_a = np.full(L, -1, np.int64)
+        prev_r = np.zeros(L, np.float32)
+        first = np.ones(L, np.bool_)
+        total = np.zeros(L)
+        ep_ret = np.zeros(L)
+        eps = np.zeros(L, np.int64)
+        episode = np.zeros(L, np.int64)
+        for i in range(nl):
+            reset(state[i], obs[i], kb[i], 0)
+        for t in range(lifetime):
+            # x = [obs, previous action, previous reward, episode flag, 1, noise, padding]
+            for j in range(d_in):
+                for i in range(L):
+                    h0[j, i] = f0
+            for j in range(obs_dim):
+                for i in range(L):
+                    h0[j, i] = obs[i, j]
+            if discrete:
+                for i in range(L):
+                    if prev_a[i] >= 0:
+                        h0[obs_dim + prev_a[i], i] = f1
+            else:
+                for j in range(act_dim):
+                    for i in range(L):
+                        h0[obs_dim + j, i] = act[i, j]
+            c = obs_dim + act_dim
+            if reward_input:
+                for i in range(L):
+                    h0[c, i] = prev_r[i]
+                c += 1
+            if episode_flag:
+                for i in range(L):
+                    h0[c, i] = f1 if first[i] else f0
+                c += 1
+            if norm_inputs:  # lane by lane, as Codec.encode
+                for i in range(L):
+                    for j in range(c):
+                        xl[j] = h0[j, i]
+                    input_norm(xl)
+                    for j in range(c):
+                        h0[j, i] = xl[j]
+            for i in range(L):
+                h0[c, i] = f1
+            draw = t // hold if hold else 0
+            for j in range(n_noise):
+                for i in range(L):
+                    u = np.float32(uniform(kb[i], stream_noise, draw * n_noise + j))
+                    h0[c + 1 + j, i] = f2 * u - f1
+            network(g, h0, h1, out, pk, pq, lr, tmp, bits, self_modify, kb, t)
+            if discrete and sample:  # softmax of the outputs (h1), exp over lanes
+                m, s = tmp[0], tmp[1]
+                for i in range(L):
+                    m[i] = h1[0, i]
+                for j in range(1, act_dim):
+                    for i in range(L):
+                        m[i] = max(m[i], h1[j, i])
+                for i in range(L):
+                    s[i] = f0
+                for j in range(act_dim):
+                    for i in range(L):
+                        pk[j, i] = h1[j, i] - m[i]
+                    lexp(pk[j], pk[j], bits)
+                    for i in range(L):
+                        s[i] += pk[j, i]
+            for i in range(nl):
+                lane = lane0 + i
+                if discrete:
+                    if sample:
+                        s = tmp[1, i]
+                        u = np.float32(uniform(kb[i], stream_action, t))
+                        cum = f0
+                        a = 0
+                        for j in range(act_dim):
+                            cum += pk[j, i] / s
+                            if cum < u:
+                                a += 1
+                        if a > act_dim - 1:
+                            a = act_dim - 1
+                    else:
+                        a = 0
+                        for j in range(1, act_dim):
+                            if h1[j, i] > h1[a, i]:
+                                a = j
+                    act[i, 0] = np.float32(a)
+                    prev_a[i] = a
+                else:
+                    for j in range(act_dim):
+                        if math.isnan(low[j]):
+                            act[i, j] = h1[j, i]
+                        else:
+                            v = (math.tanh(np.float64(h1[j, i])) + 1.0) * 0.5
+                            act[i, j] = np.float32(low[j] + v * (high[j] - low[j]))
+                if first[i] and t0 == 0:
+                    eps[i] += 1
+                r, term, trunc = step(state[i], act[i], obs[i], kb[i], t)
+                if t0 == 0:
+                    total[i] += r
+                else:
+                    ep_ret[i] += r
+                prev_r[i] = np.float32(r)
+                if record:
+                    rec_r[t, lane] = r
+                    rec_f[t, lane] = first[i]
+                    for j in range(act_dim):
+                        rec_a[t, lane, j] = act[i, j]
+                first[i] = term or trunc
+                if first[i]:
+                    if t0 > 0:
+                        if t >= t0:  # an episode ending from step t0 on counts whole
+                            total[i] += ep_ret[i]
+                            eps[i] += 1
+                        ep_ret[i] = 0.0
+                    episode[i] += 1
+                    reset(state[i], obs[i], kb[i], episode[i])
+        for i in range(nl):
+            if t0 > 0 and not first[i]:  # the episode the lifetime's end cuts off
+                total[i] += ep_ret[i]
+                eps[i] += 1
+            for k in range(G):
+                genomes[lane0 + i, k] = g[k, i]
+            returns[lane0 + i] = total[i]
+            episodes_out[lane0 + i] = eps[i]
+
+    # The block is its own compiled function (called once per 64 lifetimes): inlined into the
+    # parallel loop, numba's parfor passes took minutes to compile it.
+    @numba.njit(parallel=True)
+    def generation(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, t0):
+        b = genomes.shape[0]
+        returns = np.zeros(b)
+        episodes_out = np.zeros(b, np.int64)
+        for blk in numba.prange((b + L - 1) // L):
+            run_block(genomes, keys, blk * L, lifetime, sample, self_modify, record, rec_a, rec_r,
+                      rec_f, t0, returns, episodes_out)  # fmt: skip
+        return returns, episodes_out
+
+    _CACHE[key] = generation
+    return generation
