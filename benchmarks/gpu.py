@@ -471,13 +471,19 @@ def numba_host() -> dict:
     from srml.bench import bench
 
     out = {}
-    for P in [64] if SIM else [16384, 131072]:
-        if elapsed() > ARGS.budget_s * 0.95:
-            out[P] = {"skipped": "time budget"}
-            continue
-        r = bench("CartPole-v1", "numba", P, LIFETIME, repeats=1 if SIM else 2)
-        out[P] = {"steps_per_s": r["agent_steps_per_s"], "threads": r["threads"]}
-        say("numba host", P, out[P])
+    kernels = [("agent", False), ("lanes", False), ("lanes", True)]  # (layout, fast_exp)
+    if SIM:
+        kernels = kernels[1:2]  # the smoke run compiles one
+    for P in [64] if SIM else [131072]:
+        for layout, fast in kernels:
+            name = f"{layout}{' --fast-exp' if fast else ''}, P={P}"
+            if elapsed() > ARGS.budget_s * 0.95:
+                out[name] = {"skipped": "time budget"}
+                continue
+            r = bench("CartPole-v1", "numba", P, LIFETIME, repeats=1 if SIM else 2,
+                      layout=layout, fast_exp=fast)  # fmt: skip
+            out[name] = {"steps_per_s": r["agent_steps_per_s"], "threads": r["threads"]}
+            say("numba host", name, out[name])
     return out
 
 
@@ -557,10 +563,10 @@ def report() -> str:
             cells.append(c)
         L.append(f"| {label} | " + " | ".join(cells) + " |")
     nb = s.get("numba", {})
-    L += ["", "## Host CPU (srml numba, fused twin, all host cores)", ""]
-    for P, r in nb.items() if isinstance(nb, dict) else []:
-        L.append(f"- P={P}: {fmt(figure(r))} agent-steps/s ({r.get('threads', '-')} threads)"
-                 if isinstance(r, dict) and "steps_per_s" in r else f"- P={P}: {r}")  # fmt: skip
+    L += ["", "## Host CPU (srml numba, fused twin, all host cores; layout agent / lanes)", ""]
+    for name, r in nb.items() if isinstance(nb, dict) else []:
+        L.append(f"- {name}: {fmt(figure(r))} agent-steps/s ({r.get('threads', '-')} threads)"
+                 if isinstance(r, dict) and "steps_per_s" in r else f"- {name}: {r}")  # fmt: skip
     L += ["", "## Parity", "", "```", json.dumps(s.get("parity", {}), indent=1, default=str),
           "```"]  # fmt: skip
     L += ["", "## Time to solve CartPole-v1 (pool median >= 475)", "", "```",

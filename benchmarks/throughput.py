@@ -58,6 +58,10 @@ def main() -> int:
     ap.add_argument("--lifetime", type=int, default=500)
     ap.add_argument("--peers", type=Path, default=PEERS)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    ap.add_argument(
+        "--rows", nargs="+", metavar="NAME",
+        help="run only the workloads of these names (the Gymnasium+numpy peer always runs)",
+    )  # fmt: skip
     args = ap.parse_args()
 
     srml = [sys.executable, "-m", "srml", "bench", "--lifetime", str(args.lifetime)]
@@ -105,6 +109,11 @@ def main() -> int:
             lambda P: [*srml, "--pop", str(P), "--backend", "numpy", "--repeats", "1"],
         ),
     ]
+    if args.rows:
+        unknown = set(args.rows) - {name for name, _ in workloads}
+        if unknown:
+            ap.error(f"unknown --rows {sorted(unknown)}; choose from {[n for n, _ in workloads]}")
+        workloads = [w for w in workloads if w[0] in args.rows or w[0] == "peer: Gymnasium+numpy"]
     results: dict[tuple[str, int], float | None] = {}
     notes: list[str] = []
     for P in args.pops:

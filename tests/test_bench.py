@@ -38,11 +38,12 @@ def test_bench_rejects_bad_sizes():
 def test_throughput_script_writes_a_table_with_ratios(tmp_path):
     out = tmp_path / "RESULTS.md"
     p = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--pops", "16", "--lifetime", "10", "--out", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--pops", "16", "--lifetime", "10", "--out", str(out),
+         "--rows", "srml numba, fused twin, lanes", "srml numpy reference"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     table = out.read_text()
-    assert "peer: Gymnasium+numpy" in table and "srml numba, fused twin" in table
-    assert re.search(r"srml numba, fused twin \| [0-9.e+]+ \([0-9.]+x\)", table), table
+    assert "peer: Gymnasium+numpy" in table and "srml numba, fused twin, lanes" in table
+    assert re.search(r"srml numba, fused twin, lanes \| [0-9.e+]+ \([0-9.]+x\)", table), table
     assert "failed" not in table

@@ -49,7 +49,7 @@ def _runs(env, settings, batch, lifetime):
     "env,settings",
     [
         ("srml/CartPole-v1", {}),
-        ("srml/Acrobot-v1", {"hidden": [6], "heads": 2, "sample_keys": True, "noise_inputs": 3,
+        ("srml/Acrobot-v1", {"heads": 2, "sample_keys": True, "noise_inputs": 3,
                              "beta": "per_block", "noise_hold": 7, "input_norm": "softmax",
                              "update": "tanh", "fitness_from": 0.5, "sample_actions": False}),
     ],

@@ -23,6 +23,7 @@ tolerance, not bit for bit (and no longer depend on the platform's C library).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -261,7 +262,7 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
     """Compiled ``generation(genomes, keys, lifetime, sample, self_modify, record, rec_a,
     rec_r, rec_f, t0) -> (returns, episodes)``: the per-agent fused generation's contract
     (:func:`srml.backends.numba_backend.fused_generation`), blocks of ``LANES`` agents in
-    parallel over threads."""
+    parallel over ``numba.get_num_threads()`` threads."""
     key = ("lanes", spec, twin.id, tuple(sorted(twin.params.items())), fast_exp)
     if key in _CACHE:
         return _CACHE[key]
@@ -283,10 +284,17 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
     norm_inputs = spec.input_norm != "none"
     f0, f1, f2 = np.float32(0.0), np.float32(1.0), np.float32(2.0)
 
-    @numba.njit
-    def run_block(genomes, keys, lane0, lifetime, sample, self_modify, record, rec_a, rec_r,
-                  rec_f, t0, returns, episodes_out):  # fmt: skip
+    @numba.njit(nogil=True)
+    def run_blocks(first_block, last_block, genomes, keys, lifetime, sample, self_modify,
+                   record, rec_a, rec_r, rec_f, t0, returns, episodes_out):  # fmt: skip
         b, G = genomes.shape
+        for blk in range(first_block, last_block):
+            run_block(blk * L, b, G, genomes, keys, lifetime, sample, self_modify, record, rec_a,
+                      rec_r, rec_f, t0, returns, episodes_out)  # fmt: skip
+
+    @INLINE
+    def run_block(lane0, b, G, genomes, keys, lifetime, sample, self_modify, record, rec_a,
+                  rec_r, rec_f, t0, returns, episodes_out):  # fmt: skip
         nl = min(L, b - lane0)  # the last block's other lanes run zero genomes, unused
         g = np.zeros((G, L), np.float32)
         kb = np.zeros(L, np.uint64)
@@ -429,17 +437,23 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
             returns[lane0 + i] = total[i]
             episodes_out[lane0 + i] = eps[i]
 
-    # The block is its own compiled function (called once per 64 lifetimes): inlined into the
-    # parallel loop, numba's parfor passes took minutes to compile it.
-    @numba.njit(parallel=True)
     def generation(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, t0):
-        b = genomes.shape[0]
-        returns = np.zeros(b)
-        episodes_out = np.zeros(b, np.int64)
-        for blk in numba.prange((b + L - 1) // L):
-            run_block(genomes, keys, blk * L, lifetime, sample, self_modify, record, rec_a, rec_r,
-                      rec_f, t0, returns, episodes_out)  # fmt: skip
-        return returns, episodes_out
+        b = len(genomes)
+        n = -(-b // L)
+        returns, episodes = np.zeros(b), np.zeros(b, np.int64)
+        args = (genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, t0,
+                returns, episodes)  # fmt: skip
+        threads = min(numba.get_num_threads(), n)
+        if threads <= 1:
+            run_blocks(0, n, *args)
+            return returns, episodes
+        # Python threads over a nogil kernel rather than prange: numba's parallel pipeline
+        # added about 9 s to every compile of this kernel. A few chunks per thread balance
+        # lifetimes that end at different speeds.
+        cuts = np.linspace(0, n, min(n, 4 * threads) + 1).astype(np.int64)
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda k: run_blocks(cuts[k], cuts[k + 1], *args), range(len(cuts) - 1)))
+        return returns, episodes
 
     _CACHE[key] = generation
     return generation
