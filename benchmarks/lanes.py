@@ -1,0 +1,62 @@
+"""The numba backend's fused kernels side by side, interleaved in one process.
+
+    python benchmarks/lanes.py [--pop 1024] [--repeats 10] [--threads 1]
+
+Runs the per-agent kernel, the lanes layout and the lanes with ``--fast-exp`` on the peers'
+workload (one-layer one-head SRWM, d_in 8, CartPole, lifetime 500, sampled actions, the same
+genomes and seed), one after another ``--repeats`` times, and prints each one's best
+agent-steps/s and its ratio to the per-agent kernel. Interleaving keeps a busy machine's drift
+out of the ratios better than separate processes do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from srml.backends import make_backend
+from srml.config import Config
+from srml.task import make_task
+
+KERNELS = {
+    "agent": ("agent", False),
+    "lanes": ("lanes", False),
+    "lanes --fast-exp": ("lanes", True),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pop", type=int, default=1024)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1, help="numba threads, 0 = all (default: 1)")
+    ap.add_argument("--lifetime", type=int, default=500)
+    args = ap.parse_args()
+    engines = {}
+    for name, (layout, fast) in KERNELS.items():
+        cfg = Config(batch=args.pop, pool_size=args.pop, lifetime=args.lifetime,
+                     episode_flag=False, fast_exp=fast)  # fmt: skip
+        task = make_task(cfg)
+        engines[name] = make_backend("numba", task, args.pop, args.threads, layout=layout)
+    genomes = task.layout.init(np.random.default_rng(0), args.pop, 0.1)
+    for e in engines.values():
+        e.run(genomes, seed=1)  # compile
+    best = dict.fromkeys(engines, float("inf"))
+    for _ in range(args.repeats):
+        for name, e in engines.items():
+            t = time.perf_counter()
+            e.run(genomes, seed=1)
+            best[name] = min(best[name], time.perf_counter() - t)
+    threads = engines["agent"].threads
+    n = args.pop * args.lifetime
+    print(f"P={args.pop} T={args.lifetime} threads={threads} best of {args.repeats}, interleaved")
+    for name, s in best.items():
+        print(
+            f"{name:<18} {n / s:.3e} agent-steps/s  {best['agent'] / s:.2f}x the per-agent kernel"
+        )
+
+
+if __name__ == "__main__":
+    main()
