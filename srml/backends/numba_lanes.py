@@ -9,13 +9,13 @@ softmax and weight write is a loop over lanes, which LLVM turns into SIMD instru
 The environment twin, the random draws and the action choice run lane by lane.
 
 ``LANES`` is a compile-time 64: with 32 or fewer, LLVM unrolls each lane loop whole and its
-straight-line vectorizer leaves most of it scalar (measured: no faster than the per-agent
-kernel); with 64 the loop vectorizer takes them.
+straight-line vectorizer leaves most of it scalar (measured on a prototype: no faster than
+the per-agent kernel); with 64 the loop vectorizer takes them.
 
 Arithmetic per lane is the per-agent kernel's, operation for operation, so with the C
 library's ``exp`` (``fast_exp=False``) results are bit-identical to it. ``exp`` is the
 one call that blocks SIMD; ``fast_exp=True`` replaces it with :func:`make_lane_exp`'s
-branch-free polynomial (relative error < 1e-6, checked in tests/test_lanes.py), which
+branch-free polynomial (relative error < 1e-7, checked in tests/test_lanes.py), which
 vectorizes: results then agree with the per-agent kernel and the numpy reference to float
 tolerance, not bit for bit (and no longer depend on the platform's C library).
 """
