@@ -1,11 +1,13 @@
 """The numba backend's fused kernels side by side, interleaved in one process.
 
     python benchmarks/lanes.py [--pop 1024] [--repeats 10] [--threads 1]
+                               [--update delta|tanh] [--hidden N ...]
 
 Runs the per-agent kernel, the lanes layout and the lanes with ``--fast-exp`` on the peers'
 workload (one-layer one-head SRWM, d_in 8, CartPole, lifetime 500, sampled actions, the same
-genomes and seed), one after another ``--repeats`` times, and prints each one's best
-agent-steps/s and its ratio to the per-agent kernel. Interleaving keeps a busy machine's drift
+genomes and seed; ``--update tanh`` and ``--hidden`` time those variants instead), one after
+another ``--repeats`` times, and prints each one's best agent-steps/s and its ratio to the
+per-agent kernel. Interleaving keeps a busy machine's drift
 out of the ratios better than separate processes do.
 """
 
@@ -33,11 +35,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1, help="numba threads, 0 = all (default: 1)")
     ap.add_argument("--lifetime", type=int, default=500)
+    ap.add_argument("--update", choices=("delta", "tanh"), default="delta")
+    ap.add_argument("--hidden", type=int, nargs="*", default=[], help="hidden layer widths")
     args = ap.parse_args()
     engines = {}
     for name, (layout, fast) in KERNELS.items():
         cfg = Config(batch=args.pop, pool_size=args.pop, lifetime=args.lifetime,
-                     episode_flag=False, fast_exp=fast)  # fmt: skip
+                     episode_flag=False, fast_exp=fast, update=args.update,
+                     hidden=args.hidden)  # fmt: skip
         task = make_task(cfg)
         engines[name] = make_backend("numba", task, args.pop, args.threads, layout=layout)
     genomes = task.layout.init(np.random.default_rng(0), args.pop, 0.1)
@@ -51,7 +56,8 @@ def main() -> None:
             best[name] = min(best[name], time.perf_counter() - t)
     threads = engines["agent"].threads
     n = args.pop * args.lifetime
-    print(f"P={args.pop} T={args.lifetime} threads={threads} best of {args.repeats}, interleaved")
+    print(f"P={args.pop} T={args.lifetime} threads={threads} best of {args.repeats}, interleaved"
+          f" (update {args.update}, hidden {args.hidden})")  # fmt: skip
     for name, s in best.items():
         print(
             f"{name:<18} {n / s:.3e} agent-steps/s  {best['agent'] / s:.2f}x the per-agent kernel"

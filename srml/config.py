@@ -48,7 +48,7 @@ class Config:
     twin: str = "auto"
     """auto: run a Gymnasium id on srml's compiled twin when one exists; off: always Gymnasium's env."""
     fast_exp: bool = False
-    """numba on a compiled twin: a vectorizable polynomial exp (relative error < 1e-7) for the C library's, 1.3-1.5x faster; results then differ from the default's at float tolerance (not bit for bit)."""
+    """numba on a compiled twin: vectorizable polynomial exp and tanh (relative error < 1e-7 and < 2e-7) for the C library's, 1.3-2x faster; results then differ from the default's at float tolerance (not bit for bit)."""
     pool_size: int = 1000
     """N: the most genomes the pool holds; beyond it the least recently used is forgotten."""
     batch: int = 256

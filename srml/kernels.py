@@ -130,6 +130,28 @@ def make_input_norm(jit, kind: str, n: int):
     return norm
 
 
+def make_pick(jit):
+    """``pick(p, n, u, s)``: the inverse-CDF draw, index k with sum(p[:k] / s) < u <=
+    sum(p[:k+1] / s), counted term by term in float32 and clamped to n - 1 where rounding
+    leaves the sum below u. ``s`` = 1 draws from already normalised p (dividing by 1 is
+    exact). One source for the action draw and the sampled keys, on every backend."""
+    f0 = np.float32(0.0)
+
+    @jit
+    def pick(p, n, u, s):
+        cum = f0
+        k = 0
+        for j in range(n):
+            cum += p[j] / s
+            if cum < u:
+                k += 1
+        if k > n - 1:
+            k = n - 1
+        return k
+
+    return pick
+
+
 def make_layer_kernel(
     jit, off: int, H: int, di: int, do: int, n_beta: int, squash_input: bool,
     update_tanh: bool = False, slot0: int = 0, slots: int = 0, y_lo: int = 0, y_hi: int = 0,
@@ -142,6 +164,7 @@ def make_layer_kernel(
     rows = do + 2 * di + n_beta
     f0, f1, f80 = np.float32(0.0), np.float32(1.0), np.float32(80.0)
     _, _, uniform = rng.make_rng(jit)
+    pick = make_pick(jit)
     stream_key = rng.STREAM_KEY
     sample_keys = slots > 0
 
@@ -181,14 +204,7 @@ def make_layer_kernel(
                 continue
             if sample_keys:  # pk one-hot at an index drawn from softmax(k)
                 u = np.float32(uniform(key, stream_key, t * slots + slot0 + hd))
-                cum = f0
-                hot = 0
-                for d in range(di):
-                    cum += pk[d]
-                    if cum < u:
-                        hot += 1
-                if hot > di - 1:
-                    hot = di - 1
+                hot = pick(pk, di, u, f1)
                 for d in range(di):
                     pk[d] = f0
                 pk[hot] = f1
@@ -271,6 +287,7 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
     srwm_forward = make_srwm_kernel(spec, jit)
     reset, step = twin.make_kernels(env_jit)
     _, _, uniform = rng.make_rng(jit)
+    pick = make_pick(jit)
     obs_dim, act_dim, d_in = spec.obs_dim, spec.act_dim, spec.d_in
     discrete, reward_input, episode_flag = spec.discrete_act, spec.reward_input, spec.episode_flag
     low, high = spec.low, spec.high
@@ -333,15 +350,7 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
                     for j in range(act_dim):
                         pk[j] = math.exp(y[j] - m)
                         s += pk[j]
-                    u = np.float32(uniform(key, stream_action, t))
-                    cum = f0
-                    a = 0
-                    for j in range(act_dim):
-                        cum += pk[j] / s
-                        if cum < u:
-                            a += 1
-                    if a > act_dim - 1:
-                        a = act_dim - 1
+                    a = pick(pk, act_dim, np.float32(uniform(key, stream_action, t)), s)
                 else:
                     a = 0
                     for j in range(1, act_dim):

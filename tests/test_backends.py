@@ -62,7 +62,9 @@ CASES = [(env, "default") for env in sorted(TWINS) if env != "srml/LearnedOptimi
 ]
 
 
-@pytest.mark.parametrize("env,variant", CASES)
+# deep-heads-blocks on numba: test_variants' deep-heads-keys-blocks-hold7 is the same network
+# with sampled keys and held noise on top (each case compiles a kernel: ~20 s of CI apiece)
+@pytest.mark.parametrize("env,variant", [c for c in CASES if c[1] != "deep-heads-blocks"])
 def test_numba_fused_matches_numpy(env, variant):
     # Box envs: float32 rounding differences grow chaotically with time; 60 steps keep them
     # well inside the tolerance while crossing several episode boundaries in the fast envs

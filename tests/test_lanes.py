@@ -12,7 +12,7 @@ import pytest
 from test_backends import compare_with_reference
 
 from srml.backends import make_backend
-from srml.backends.numba_lanes import LANES, exp_lanes
+from srml.backends.numba_lanes import LANES, exp_lanes, tanh_lanes
 from srml.config import Config
 from srml.errors import SrmlError
 from srml.task import make_task
@@ -33,6 +33,22 @@ def test_fast_exp_edges_are_the_c_librarys():
     np.testing.assert_allclose(exp_lanes(x, fast=True), np.exp(x.astype(np.float64)), atol=1.5e-45)
 
 
+def test_fast_tanh_is_within_2e7_relative():
+    # both formulas and the switch between them at |x| = 0.625; float32 tanhf is 1.1e-7 here
+    x = np.arange(-12.0, 12.0, 1e-5).astype(np.float32)
+    x = x[x != 0]
+    ref = np.tanh(x.astype(np.float64))
+    rel = np.abs(tanh_lanes(x, fast=True).astype(np.float64) - ref) / np.abs(ref)
+    assert rel.max() < 2e-7
+
+
+def test_fast_tanh_edges():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-45, 44.0, -45.0, 1e4], np.float32)
+    got = tanh_lanes(x, fast=True)
+    np.testing.assert_array_equal(got, np.tanh(x))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(x))  # tanh(-0) = -0
+
+
 def _runs(env, settings, batch, lifetime):
     cfg = Config(env=env, batch=batch, pool_size=batch, lifetime=lifetime, **settings)
     task = make_task(cfg)
@@ -49,7 +65,7 @@ def _runs(env, settings, batch, lifetime):
     "env,settings",
     [
         ("srml/CartPole-v1", {}),
-        ("srml/Acrobot-v1", {"heads": 2, "sample_keys": True, "noise_inputs": 3,
+        ("srml/MountainCar-v0", {"heads": 2, "sample_keys": True, "noise_inputs": 3,
                              "beta": "per_block", "noise_hold": 7, "input_norm": "softmax",
                              "update": "tanh", "fitness_from": 0.5, "sample_actions": False}),
     ],
@@ -62,8 +78,10 @@ def test_lanes_equal_the_per_agent_kernel_bit_for_bit(env, settings):
 
 
 def test_fast_exp_matches_the_numpy_reference():
-    # every exp of the lanes is in the default network: softmaxes, sigmoid rates, actions
-    compare_with_reference({"fast_exp": True}, "srml/CartPole-v1", "numba", 16, 60)
+    # every exp and tanh of the lanes: softmaxes, sigmoid rates, actions, the squashed hidden
+    # layer and the tanh update values
+    settings = {"fast_exp": True, "hidden": [6], "update": "tanh"}
+    compare_with_reference(settings, "srml/CartPole-v1", "numba", 16, 60)
 
 
 def test_fast_exp_changes_results_only_at_float_tolerance():

@@ -13,10 +13,11 @@ straight-line vectorizer leaves most of it scalar (measured on a prototype: no f
 the per-agent kernel); with 64 the loop vectorizer takes them.
 
 Arithmetic per lane is the per-agent kernel's, operation for operation, so with the C
-library's ``exp`` (``fast_exp=False``) results are bit-identical to it. ``exp`` is the
-one call that blocks SIMD; ``fast_exp=True`` replaces it with :func:`make_lane_exp`'s
-branch-free polynomial (relative error < 1e-7, checked in tests/test_lanes.py), which
-vectorizes: results then agree with the per-agent kernel and the numpy reference to float
+library's ``exp`` (``fast_exp=False``) results are bit-identical to it. ``exp`` and ``tanh``
+(deeper layers' inputs, tanh updates) are the calls that block SIMD; ``fast_exp=True``
+replaces them with :func:`make_lane_exp`'s and :func:`make_lane_tanh`'s branch-free
+polynomials (relative error < 1e-7 and < 2e-7, checked in tests/test_lanes.py), which
+vectorize: results then agree with the per-agent kernel and the numpy reference to float
 tolerance, not bit for bit (and no longer depend on the platform's C library).
 """
 
@@ -29,7 +30,7 @@ import numba
 import numpy as np
 
 from .. import rng
-from ..kernels import NetSpec, make_input_norm
+from ..kernels import NetSpec, make_input_norm, make_pick
 
 LANES = 64
 INLINE = numba.njit(inline="always")
@@ -82,38 +83,87 @@ def make_lane_exp(fast: bool):
     return lexp
 
 
+# tanh for |x| < 0.625: x + x^3 P(x^2), Cephes tanhf's degree-4 polynomial
+_T = tuple(np.float32(v) for v in (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
+                                   1.33314422036e-1, -3.33332819422e-1))  # fmt: skip
+
+
+def make_lane_tanh(fast: bool, lexp):
+    """``ltanh(src, dst, e, bits)``: ``dst[l] = tanh(src[l])`` for every lane (src may be dst;
+    ``e`` a scratch row). ``fast``: Cephes tanhf without branches, both of its formulas for
+    every lane, one kept: x + x^3 P(x^2) below |x| = 0.625, else sign(x) (1 - 2 / (exp(2|x|)
+    + 1)) with ``lexp``'s polynomial (inf, so +-1, past exp's range; NaN stays NaN); else
+    the C library's ``tanhf`` lane by lane."""
+    t0, t1, t2, t3, t4 = _T
+    one, two, cut = np.float32(1.0), np.float32(2.0), np.float32(0.625)
+    L = LANES
+
+    @INLINE
+    def ltanh(src, dst, e, bits):
+        if fast:
+            for i in range(L):
+                e[i] = two * abs(src[i])
+            lexp(e, e, bits)
+            for i in range(L):
+                x = src[i]
+                z = x * x
+                small = ((((t0 * z + t1) * z + t2) * z + t3) * z + t4) * z * x + x
+                if x == 0:
+                    small = x  # -0 stays -0
+                big = one - two / (e[i] + one)
+                if x < 0:
+                    big = -big
+                dst[i] = small if abs(x) < cut else big
+        else:
+            for i in range(L):
+                dst[i] = math.tanh(src[i])
+
+    return ltanh
+
+
 def exp_lanes(x: np.ndarray, fast: bool = True) -> np.ndarray:
     """The lanes' exp on any float32 array (for tests and the error check)."""
-    x = np.ascontiguousarray(x, np.float32).ravel()
-    n = -(-len(x) // LANES)
-    src = np.zeros((n, LANES), np.float32)
-    src.ravel()[: len(x)] = x
-    return _exp_call(fast)(src).ravel()[: len(x)].copy()
+    return _on_rows("exp", fast, x)
+
+
+def tanh_lanes(x: np.ndarray, fast: bool = True) -> np.ndarray:
+    """The lanes' tanh on any float32 array (for tests and the error check)."""
+    return _on_rows("tanh", fast, x)
 
 
 _CACHE: dict = {}
 
 
-def _exp_call(fast: bool):
-    key = ("exp", fast)
+def _on_rows(kind: str, fast: bool, x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, np.float32).ravel()
+    n = -(-len(x) // LANES)
+    src = np.zeros((n, LANES), np.float32)
+    src.ravel()[: len(x)] = x
+    key = (kind, fast)
     if key not in _CACHE:
         lexp = make_lane_exp(fast)
+        ltanh = make_lane_tanh(fast, lexp)
+        tanh = kind == "tanh"
 
         @numba.njit
         def run(src):
             dst = np.empty_like(src)
+            e = np.empty(LANES, np.float32)
             bits = np.empty((2, LANES), np.int32)
             for k in range(src.shape[0]):
-                lexp(src[k], dst[k], bits)
+                if tanh:
+                    ltanh(src[k], dst[k], e, bits)
+                else:
+                    lexp(src[k], dst[k], bits)
             return dst
 
         _CACHE[key] = run
-    return _CACHE[key]
+    return _CACHE[key](src).ravel()[: len(x)].copy()
 
 
 def make_lane_layer(
     off: int, H: int, di: int, do: int, n_beta: int, squash_input: bool, update_tanh: bool,
-    slot0: int, slots: int, y_lo: int, y_hi: int, lexp, jit,
+    slot0: int, slots: int, y_lo: int, y_hi: int, lexp, ltanh, jit,
 ):  # fmt: skip
     """:func:`srml.kernels.make_layer_kernel` over lanes: ``layer(g, h0, h1, out, pk, pq, lr,
     tmp, bits, self_modify, keys, t)`` with every buffer ``(n, LANES)``, compiled with
@@ -121,6 +171,7 @@ def make_lane_layer(
     rows = do + 2 * di + n_beta
     f0, f1, f80 = np.float32(0.0), np.float32(1.0), np.float32(80.0)
     _, _, uniform = rng.make_rng(INLINE)
+    pick = make_pick(INLINE)
     stream_key = rng.STREAM_KEY
     sample_keys = slots > 0
     L = LANES
@@ -129,8 +180,7 @@ def make_lane_layer(
     def layer(g, h0, h1, out, pk, pq, lr, tmp, bits, self_modify, keys, t):
         if squash_input:
             for j in range(H * di):
-                for i in range(L):
-                    h0[j, i] = math.tanh(h0[j, i])
+                ltanh(h0[j], h0[j], tmp[6], bits)
         mk, mq, sk, sq = tmp[0], tmp[1], tmp[2], tmp[3]
         for hd in range(H):
             base = off + hd * rows * di
@@ -175,14 +225,7 @@ def make_lane_layer(
             if sample_keys:  # pk one-hot at an index drawn from softmax(k), lane by lane
                 for i in range(L):
                     u = np.float32(uniform(keys[i], stream_key, t * slots + slot0 + hd))
-                    cum = f0
-                    hot = 0
-                    for d in range(di):
-                        cum += pk[d, i]
-                        if cum < u:
-                            hot += 1
-                    if hot > di - 1:
-                        hot = di - 1
+                    hot = pick(pk[:, i], di, u, f1)
                     for d in range(di):
                         pk[d, i] = f0
                     pk[hot, i] = f1
@@ -209,8 +252,10 @@ def make_lane_layer(
                         for i in range(L):
                             c[i] += w[i] * pq[d, i]
                             ck[i] += w[i] * pk[d, i]
+                    ltanh(c, c, tmp[6], bits)
+                    ltanh(ck, ck, tmp[6], bits)
                     for i in range(L):
-                        c[i] = np.float32(math.tanh(c[i])) - np.float32(math.tanh(ck[i]))
+                        c[i] = c[i] - ck[i]
                 else:
                     for d in range(di):
                         w = g[base + r * di + d]
@@ -229,7 +274,7 @@ def make_lane_layer(
     return layer
 
 
-def make_lane_network(spec: NetSpec, lexp):
+def make_lane_network(spec: NetSpec, lexp, ltanh):
     """The layers chained (:func:`srml.kernels.make_srwm_kernel` over lanes): input in h0,
     the last layer's output in h1.
 
@@ -242,7 +287,7 @@ def make_lane_network(spec: NetSpec, lexp):
     layers = [
         make_lane_layer(spec.offsets[n], spec.heads[n], spec.head_in[n], spec.head_out[n],
                         spec.n_beta, n > 0, spec.update_tanh, slot0[n], spec.key_slots,
-                        *(spec.y_blind if n == 0 else (0, 0)), lexp, jit)
+                        *(spec.y_blind if n == 0 else (0, 0)), lexp, ltanh, jit)
         for n in range(spec.n_layers)
     ]  # fmt: skip
 
@@ -275,9 +320,10 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
         return _CACHE[key]
     L = LANES
     lexp = make_lane_exp(fast_exp)
-    network = make_lane_network(spec, lexp)
+    network = make_lane_network(spec, lexp, make_lane_tanh(fast_exp, lexp))
     reset, step = twin.make_kernels(INLINE)
     _, _, uniform = rng.make_rng(INLINE)
+    pick = make_pick(INLINE)
     obs_dim, act_dim, d_in = spec.obs_dim, spec.act_dim, spec.d_in
     state_dim = twin.state_dim
     width, rows, n_beta = spec.max_width, spec.max_rows, spec.n_beta
@@ -315,7 +361,7 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
         pk = np.zeros((pdim, L), np.float32)
         pq = np.zeros((pdim, L), np.float32)
         lr = np.zeros((n_beta, L), np.float32)
-        tmp = np.zeros((6, L), np.float32)
+        tmp = np.zeros((7, L), np.float32)
         bits = np.zeros((2, L), np.int32)
         xl = np.zeros(d_in, np.float32)  # one lane's input, for the input normalisation
         state = np.zeros((L, state_dim))
@@ -389,16 +435,8 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
                 lane = lane0 + i
                 if discrete:
                     if sample:
-                        s = tmp[1, i]
                         u = np.float32(uniform(kb[i], stream_action, t))
-                        cum = f0
-                        a = 0
-                        for j in range(act_dim):
-                            cum += pk[j, i] / s
-                            if cum < u:
-                                a += 1
-                        if a > act_dim - 1:
-                            a = act_dim - 1
+                        a = pick(pk[:, i], act_dim, u, tmp[1, i])
                     else:
                         a = 0
                         for j in range(1, act_dim):
