@@ -60,14 +60,25 @@ def _runs(env, settings, batch, lifetime):
 
 
 # batch LANES + 6: one full block and one with 58 idle lanes; each case compiles two kernels
-# (the Box-action path is checked against the reference in test_backends and test_variants)
+# (~40-60 s on 2 cores), so CI runs two; the deep networks and Box actions (checked against
+# the reference in test_backends and test_variants) run with `pytest -m slow`
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     "env,settings",
     [
         ("srml/CartPole-v1", {}),
         ("srml/MountainCar-v0", {"heads": 2, "sample_keys": True, "noise_inputs": 3,
-                             "beta": "per_block", "noise_hold": 7, "input_norm": "softmax",
-                             "update": "tanh", "fitness_from": 0.5, "sample_actions": False}),
+                                 "beta": "per_block", "noise_hold": 7, "input_norm": "softmax",
+                                 "update": "tanh", "fitness_from": 0.5, "sample_actions": False}),
+        pytest.param("srml/Pendulum-v1", {"hidden": [6], "heads": 2, "beta": "per_block",
+                                          "sample_keys": True, "noise_inputs": 3,
+                                          "noise_hold": 7}, marks=SLOW),
+        pytest.param("srml/MountainCarContinuous-v0", {"update": "tanh", "input_norm": "layer",
+                                                       "hidden": [5, 4]}, marks=SLOW),
+        pytest.param("srml/CartPole-v1", {"hidden": [6], "fitness_from": 0.5, "noise_inputs": 8,
+                                          "noise_hold": 0, "noise_to_y": False}, marks=SLOW),
     ],
 )  # fmt: skip
 def test_lanes_equal_the_per_agent_kernel_bit_for_bit(env, settings):
