@@ -149,33 +149,6 @@ def sibling_spread(
     return float(np.mean(out)) if out else float("nan")
 
 
-def pool_readings(
-    pool, founders: np.ndarray, layout: Layout, rng: np.random.Generator, before=None, after=None
-) -> dict:
-    """The cheap instruments (no env runs) of one generation, as a flat dict for a log row:
-    ``weight_change`` and ``sibling_spread`` of the batch (``before``/``after``: the genomes
-    drawn and the genomes the lifetime left; nan without them), ``diversity``, ``norm``,
-    ``lineages``, ``lineages_eff`` and ``column_residual`` (16 sampled members vs their
-    founders; ``founders`` indexed by the pool's founder ids, as FME keeps them)."""
-    n = pool.size
-    g = pool.genomes[:n]
-    alive, eff = lineages(pool.founder[:n])
-    sample = rng.choice(n, size=min(16, n), replace=False)
-    out = {
-        "weight_change": float("nan"),
-        "sibling_spread": float("nan"),
-        "diversity": diversity(g, rng),
-        "norm": weight_norm(g),
-        "lineages": alive,
-        "lineages_eff": eff,
-        "column_residual": column_residual(g[sample], founders[pool.founder[sample]], layout),
-    }
-    if before is not None and after is not None:
-        out["weight_change"] = weight_change(before, after)
-        out["sibling_spread"] = sibling_spread(before, after)
-    return out
-
-
 def batch_readings(before, after, parents=None, rng=None, n: int = 512) -> dict:
     """Log columns of one generation's batch, read off at most ``n`` lifetimes and 32 parents
     (drawn with ``rng``) so they cost milliseconds at any batch size: ``weight_change`` (mean

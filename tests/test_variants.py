@@ -372,17 +372,17 @@ def test_batch_readings_sample_large_batches():
     assert row["sibling_spread"] > 0
 
 
-def test_pool_readings_of_a_one_founder_run():
+def test_pool_instruments_of_a_one_founder_run():
     cfg = Config(founders=1, pool_size=64, batch=16, lifetime=50, generations=5, beta="single")
     fme = FME(cfg)
     while not fme.finished:
         fme.step()
-    row = instruments.pool_readings(
+    row = instruments.pool_instruments(
         fme.pool, fme.founders, fme.task.layout, np.random.default_rng(0)
     )
-    assert row["lineages"] == 1 and row["lineages_eff"] == pytest.approx(1.0)
+    assert instruments.lineages(fme.pool.founder[: fme.pool.size]) == (1, pytest.approx(1.0))
     assert row["column_residual"] < 1e-3  # one learning rate: the founder's column space
-    assert row["diversity"] > 0 and row["norm"] > 0
+    assert row["diversity"] > 0 and row["weight_norm"] > 0
 
 
 def test_founders_choose_the_recipe_of_the_auto_fields():
