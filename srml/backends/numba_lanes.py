@@ -345,7 +345,7 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
             run_block(blk * L, b, G, genomes, keys, lifetime, sample, self_modify, record, rec_a,
                       rec_r, rec_f, t0, returns, episodes_out)  # fmt: skip
 
-    @INLINE
+    @numba.njit(nogil=True)
     def run_block(lane0, b, G, genomes, keys, lifetime, sample, self_modify, record, rec_a,
                   rec_r, rec_f, t0, returns, episodes_out):  # fmt: skip
         nl = min(L, b - lane0)  # the last block's other lanes run zero genomes, unused
