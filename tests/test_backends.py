@@ -96,16 +96,18 @@ def test_cuda_refuses_envs_without_twin():
         make_backend("cuda", task, 4)
 
 
-def test_numba_results_do_not_depend_on_thread_count():
-    """Agents are independent and their random numbers are keyed by lane: any split is exact."""
+@pytest.mark.parametrize("layout", ["lanes", "agent"])
+def test_numba_results_do_not_depend_on_thread_count(layout):
+    """Agents are independent and their random numbers are keyed by lane: any split is exact
+    (batch 130: three blocks of lanes, the last partial, over two threads)."""
     import numba
 
-    task = make_task(Config(env="CartPole-v1", batch=64, pool_size=64, lifetime=80))
-    genomes = task.layout.init(np.random.default_rng(3), 64, 1.0)
+    task = make_task(Config(env="CartPole-v1", batch=130, pool_size=130, lifetime=80))
+    genomes = task.layout.init(np.random.default_rng(3), 130, 1.0)
     before = numba.get_num_threads()
     try:
         runs = [
-            make_backend("numba", task, 64, threads=t).run(genomes, seed=5)
+            make_backend("numba", task, 130, threads=t, layout=layout).run(genomes, seed=5)
             for t in (1, numba.config.NUMBA_NUM_THREADS)
         ]
     finally:

@@ -4,8 +4,9 @@
   generation, the lifetime inside the kernel, the genomes' weights in cache for all
   of it. Layout ``lanes`` (default, :mod:`.numba_lanes`): blocks of 64 agents in
   lockstep, SIMD across agents; ``agent``: one agent at a time (the kernel the CUDA
-  backend shares). Both in parallel over threads (``prange``), bit for bit the same
-  results unless ``Task.fast_exp`` (lanes only).
+  backend shares). Both split the batch over Python threads running a nogil kernel
+  (:func:`.numba_lanes.in_threads`), bit for bit the same results unless ``Task.fast_exp``
+  (lanes only).
 - Generic path (any other Gymnasium env): the numpy backend's loop, with the
   SRWM step replaced by a compiled one (single-threaded: see batched_srwm).
 """
@@ -19,13 +20,13 @@ from .. import rng
 from ..errors import SrmlError
 from ..kernels import NetSpec, make_agent_kernel, make_srwm_kernel
 from .base import Rollout, Task, finalize
-from .numba_lanes import lanes_generation
+from .numba_lanes import in_threads, lanes_generation
 from .numpy_backend import NumpyBackend
 
 LAYOUTS = ("lanes", "agent")
 
 _CACHE: dict = {}
-# The kernel's pieces (layers, SRWM step, env reset/step) are inlined into the parallel loop
+# The kernel's pieces (layers, SRWM step, env reset/step) are inlined into the agents' loop
 # at numba's IR level: as separate functions, every call passing arrays did atomic reference
 # counting on them (12% of the time on one thread, and cache-line ping-pong between threads
 # on the shared genome block).
@@ -55,24 +56,28 @@ def fused_generation(spec: NetSpec, twin):
     scratch = srwm_scratch(spec)
     state_dim, obs_dim, act_dim, d_in = twin.state_dim, twin.obs_dim, spec.act_dim, spec.d_in
 
-    @numba.njit(parallel=True)
-    def generation(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, t0):
-        b = genomes.shape[0]
-        returns = np.zeros(b)
-        episodes = np.zeros(b, np.int64)
-        for i in numba.prange(b):
-            state = np.empty(state_dim)
-            obs = np.empty(obs_dim, np.float32)
-            x = np.empty(d_in, np.float32)
-            h0, h1, out, pk, pq, lr = scratch()
-            y = np.empty(act_dim, np.float32)
-            act = np.empty(act_dim, np.float32)
+    @numba.njit(nogil=True)
+    def run_agents(first, last, genomes, keys, lifetime, sample, self_modify, record, rec_a,
+                   rec_r, rec_f, t0, returns, episodes):  # fmt: skip
+        state = np.empty(state_dim)
+        obs = np.empty(obs_dim, np.float32)
+        x = np.empty(d_in, np.float32)
+        h0, h1, out, pk, pq, lr = scratch()
+        y = np.empty(act_dim, np.float32)
+        act = np.empty(act_dim, np.float32)
+        for i in range(first, last):
             ret, eps = run_agent(
                 genomes[i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1,
                 out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
             )  # fmt: skip
             returns[i] = ret
             episodes[i] = eps
+
+    def generation(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, t0):
+        b = len(genomes)
+        returns, episodes = np.zeros(b), np.zeros(b, np.int64)
+        in_threads(run_agents, b, genomes, keys, lifetime, sample, self_modify, record, rec_a,
+                   rec_r, rec_f, t0, returns, episodes)  # fmt: skip
         return returns, episodes
 
     _CACHE[key] = generation

@@ -161,6 +161,20 @@ def _on_rows(kind: str, fast: bool, x: np.ndarray) -> np.ndarray:
     return _CACHE[key](src).ravel()[: len(x)].copy()
 
 
+def in_threads(run_range, n: int, *args) -> None:
+    """``run_range(first, last, *args)`` over ``range(n)`` split into chunks, on
+    ``numba.get_num_threads()`` Python threads (``run_range`` a nogil kernel). Used instead of
+    ``prange``: numba's parallel pipeline adds about 9 s to every compile of a fused kernel. A
+    few chunks per thread balance lifetimes that end at different speeds."""
+    threads = min(numba.get_num_threads(), n)
+    if threads <= 1:
+        run_range(0, n, *args)
+        return
+    cuts = np.linspace(0, n, min(n, 4 * threads) + 1).astype(np.int64)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda k: run_range(cuts[k], cuts[k + 1], *args), range(len(cuts) - 1)))
+
+
 def make_lane_layer(
     off: int, H: int, di: int, do: int, n_beta: int, squash_input: bool, update_tanh: bool,
     slot0: int, slots: int, y_lo: int, y_hi: int, lexp, ltanh, jit,
@@ -484,20 +498,9 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
 
     def generation(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, t0):
         b = len(genomes)
-        n = -(-b // L)
         returns, episodes = np.zeros(b), np.zeros(b, np.int64)
-        args = (genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f, t0,
-                returns, episodes)  # fmt: skip
-        threads = min(numba.get_num_threads(), n)
-        if threads <= 1:
-            run_blocks(0, n, *args)
-            return returns, episodes
-        # Python threads over a nogil kernel rather than prange: numba's parallel pipeline
-        # added about 9 s to every compile of this kernel. A few chunks per thread balance
-        # lifetimes that end at different speeds.
-        cuts = np.linspace(0, n, min(n, 4 * threads) + 1).astype(np.int64)
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda k: run_blocks(cuts[k], cuts[k + 1], *args), range(len(cuts) - 1)))
+        in_threads(run_blocks, -(-b // L), genomes, keys, lifetime, sample, self_modify, record,
+                   rec_a, rec_r, rec_f, t0, returns, episodes)  # fmt: skip
         return returns, episodes
 
     _CACHE[key] = generation
