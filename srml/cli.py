@@ -236,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         "time) (default: lanes)",
     )  # fmt: skip
     b.add_argument(
-        "--fast-exp", action="store_true", help="numba lanes: the polynomial exp (--fast-exp)"
+        "--fast-exp",
+        action="store_true",
+        help="numba lanes: the polynomial exp and tanh (as srml run --fast-exp)",
     )
     return p
 

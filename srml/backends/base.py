@@ -32,7 +32,7 @@ class Task:
     requested_id: str = ""  # the id the config named (e.g. CartPole-v1 for srml/CartPole-v1)
     step_timeout: float = 0.0  # generic path: seconds one vector step may take (0: no limit)
     fitness_start: int = 0  # > 0: only episodes ending from this step on count (whole)
-    fast_exp: bool = False  # numba fused path: the lanes' polynomial exp (Config.fast_exp)
+    fast_exp: bool = False  # numba fused path: the lanes' polynomial exp and tanh (Config.fast_exp)
 
     @property
     def gym_id(self) -> str:
