@@ -7,8 +7,8 @@ Runs the per-agent kernel, the lanes layout and the lanes with ``--fast-exp`` on
 workload (one-layer one-head SRWM, d_in 8, CartPole, lifetime 500, sampled actions, the same
 genomes and seed; ``--update tanh`` and ``--hidden`` time those variants instead), one after
 another ``--repeats`` times, and prints each one's best agent-steps/s and its ratio to the
-per-agent kernel. Interleaving keeps a busy machine's drift
-out of the ratios better than separate processes do.
+per-agent kernel. Interleaving keeps a busy machine's drift out of the ratios better than
+separate processes do.
 """
 
 from __future__ import annotations

@@ -354,14 +354,14 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
     @numba.njit(nogil=True)
     def run_blocks(first_block, last_block, genomes, keys, lifetime, sample, self_modify,
                    record, rec_a, rec_r, rec_f, t0, returns, episodes_out):  # fmt: skip
-        b, G = genomes.shape
         for blk in range(first_block, last_block):
-            run_block(blk * L, b, G, genomes, keys, lifetime, sample, self_modify, record, rec_a,
+            run_block(blk * L, genomes, keys, lifetime, sample, self_modify, record, rec_a,
                       rec_r, rec_f, t0, returns, episodes_out)  # fmt: skip
 
     @numba.njit(nogil=True)
-    def run_block(lane0, b, G, genomes, keys, lifetime, sample, self_modify, record, rec_a,
-                  rec_r, rec_f, t0, returns, episodes_out):  # fmt: skip
+    def run_block(lane0, genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r,
+                  rec_f, t0, returns, episodes_out):  # fmt: skip
+        b, G = genomes.shape
         nl = min(L, b - lane0)  # the last block's other lanes run zero genomes, unused
         g = np.zeros((G, L), np.float32)
         kb = np.zeros(L, np.uint64)
