@@ -69,7 +69,8 @@ SLOW = pytest.mark.slow
     "env,settings",
     [
         ("srml/CartPole-v1", {}),
-        ("srml/MountainCar-v0", {"heads": 2, "sample_keys": True, "noise_inputs": 3,
+        # 2 heads of 17 inputs: a dot product of CHUNK terms and one more (make_lane_dots)
+        ("srml/MountainCar-v0", {"heads": 2, "sample_keys": True, "noise_inputs": 25,
                                  "beta": "per_block", "noise_hold": 7, "input_norm": "softmax",
                                  "update": "tanh", "fitness_from": 0.5, "sample_actions": False}),
         pytest.param("srml/Pendulum-v1", {"hidden": [6], "heads": 2, "beta": "per_block",
@@ -77,7 +78,8 @@ SLOW = pytest.mark.slow
                                           "noise_hold": 7}, marks=SLOW),
         pytest.param("srml/MountainCarContinuous-v0", {"update": "tanh", "input_norm": "layer",
                                                        "hidden": [5, 4]}, marks=SLOW),
-        pytest.param("srml/CartPole-v1", {"hidden": [6], "fitness_from": 0.5, "noise_inputs": 8,
+        # delta updates with 17 inputs, then 32 (two CHUNKs)
+        pytest.param("srml/CartPole-v1", {"hidden": [32], "fitness_from": 0.5, "noise_inputs": 8,
                                           "noise_hold": 0, "noise_to_y": False}, marks=SLOW),
     ],
 )  # fmt: skip
