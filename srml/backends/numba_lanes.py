@@ -5,8 +5,9 @@ a time; its multiply-adds are float reductions over d, which the compiler may no
 so they run as scalar code. Here each block of ``LANES`` agents keeps its genomes as one
 ``(G, LANES)`` array (one column per agent; 39 KB for the peers' network, in L1/L2 for the
 whole lifetime) and runs the lifetime step by step for all of them: every multiply-add,
-softmax and weight write is a loop over lanes, which LLVM turns into SIMD instructions.
-The environment twin, the random draws and the action choice run lane by lane.
+softmax and weight write is a loop over lanes, which LLVM turns into SIMD instructions
+(the dot products with a lane's sum in a register, :func:`make_lane_dots`). The environment
+twin, the random draws and the action choice run lane by lane.
 
 ``LANES`` is a compile-time 64: with 32 or fewer, LLVM unrolls each lane loop whole and its
 straight-line vectorizer leaves most of it scalar (measured on a prototype: no faster than
