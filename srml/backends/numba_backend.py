@@ -56,7 +56,8 @@ def fused_generation(spec: NetSpec, twin):
     scratch = srwm_scratch(spec)
     state_dim, obs_dim, act_dim, d_in = twin.state_dim, twin.obs_dim, spec.act_dim, spec.d_in
 
-    @numba.njit(nogil=True)
+    # IEEE division without the zero check (see numba_lanes.COMPILED): 1.06x, same bits
+    @numba.njit(nogil=True, error_model="numpy")
     def run_agents(first, last, genomes, keys, lifetime, sample, self_modify, record, rec_a,
                    rec_r, rec_f, t0, returns, episodes):  # fmt: skip
         state = np.empty(state_dim)
