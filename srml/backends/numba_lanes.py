@@ -36,12 +36,14 @@ from ..kernels import NetSpec, make_input_norm, make_pick
 LANES = 64
 CHUNK = 16  # terms of a dot product a lane sums in a register at a time (make_lane_dots)
 INLINE = numba.njit(inline="always")
-# numpy's error model: a float division is IEEE's alone, where Python's checks the divisor for
-# zero and raises, a branch per division that kept the softmax normalisation (and sigmoid) out
-# of SIMD: 1.09x, 1.17x with --fast-exp, 1.34x with a hidden layer of 16 (A/B in one process,
-# P=1024, one core). No divisor of the SRWM's can be zero (softmax sums and 1 + exp are >= 1):
-# the same bits. A twin's division by zero now gives inf or NaN, as numpy's does, not an error.
-COMPILED = numba.njit(error_model="numpy")
+# The fused kernels' compiled functions (here and the per-agent layout's): nogil, for
+# in_threads' Python threads, and numpy's error model: a float division is IEEE's alone, where
+# Python's checks the divisor for zero and raises, a branch per division that kept the softmax
+# normalisation (and sigmoid) out of SIMD: 1.09x, 1.17x with --fast-exp, 1.34x with a hidden
+# layer of 16 (A/B in one process, P=1024, one core). No divisor of the SRWM's can be zero
+# (softmax sums and 1 + exp are >= 1): the same bits. A twin's division by zero now gives inf
+# or NaN, as numpy's does, not an error.
+COMPILED = numba.njit(nogil=True, error_model="numpy")
 
 # exp(x) = 2^n exp(r): n = round(x / ln 2), r = x - n ln 2 with ln 2 in two parts (Cody-Waite),
 # exp(r) by Cephes expf's degree-6 polynomial; 2^n = 2^n1 2^n2 built from exponent bits, both
@@ -185,8 +187,8 @@ def in_threads(run_range, n: int, *args) -> None:
 
 def make_lane_dots(di: int):
     """``(dot, axpy)`` over d < ``di`` on flat ``(n, LANES)`` buffers (row j at ``j * LANES``):
-    ``dot(gf, k, vf, v, acc)`` adds ``sum_d gf[k + d] * vf[v + d]`` to ``acc``, lane by lane
-    in order of d (the per-agent kernel's additions); ``axpy(gf, k, c, vf)`` adds ``c *
+    ``dot(gf, k, vf, v, acc)`` sets ``acc`` to ``sum_d gf[k + d] * vf[v + d]``, lane by lane
+    from 0 in order of d (the per-agent kernel's additions); ``axpy(gf, k, c, vf)`` adds ``c *
     vf[d]`` to row ``k + d`` of ``gf``. A lane's sum (or its ``c``) stays in a register for
     ``CHUNK`` rows at a time: LLVM unrolls a short loop of constant length whole, and the
     loop over lanes around it vectorizes (measured: 1.1-1.4x with d = 8 to 20 against a
@@ -195,8 +197,12 @@ def make_lane_dots(di: int):
     L, CH = LANES, CHUNK
     whole = di - di % CH
 
+    f0 = np.float32(0.0)
+
     @INLINE
     def dot(gf, k, vf, v, acc):
+        for i in range(L):
+            acc[i] = f0
         for c0 in range(0, whole, CH):
             for i in range(L):
                 a = acc[i]
@@ -259,11 +265,11 @@ def make_lane_layer(
             xo = hd * di
             for r in range(rows):
                 o = out[r]
-                for i in range(L):
-                    o[i] = f0
                 if r >= do or not blind:
                     dot(gf, base + r * di, hf, xo, o)
                 else:  # a y row: the inputs outside [y_lo, y_hi) only
+                    for i in range(L):
+                        o[i] = f0
                     for d in range(di):
                         if xo + d < y_lo or xo + d >= y_hi:
                             w, x = g[base + r * di + d], h0[xo + d]
@@ -321,9 +327,6 @@ def make_lane_layer(
                 if n_beta > 1:
                     b = 0 if r < do else (1 if r < do + di else (2 if r < do + 2 * di else 3))
                 if update_tanh:  # tanh(W pq) - tanh(W pk)
-                    for i in range(L):
-                        c[i] = f0
-                        ck[i] = f0
                     dot(gf, k, pqf, 0, c)
                     dot(gf, k, pkf, 0, ck)
                     ltanh(c, c, tmp[6], bits)
@@ -340,8 +343,6 @@ def make_lane_layer(
                         for d in range(di):
                             gf[(k + d) * L + i] += a * pkf[d * L + i]
                 else:
-                    for i in range(L):
-                        c[i] = f0
                     dot(gf, k, pqf, 0, c)
                     for i in range(L):
                         c[i] = lr[b, i] * c[i]
@@ -413,14 +414,14 @@ def lanes_generation(spec: NetSpec, twin, fast_exp: bool = False):
     norm_inputs = spec.input_norm != "none"
     f0, f1, f2 = np.float32(0.0), np.float32(1.0), np.float32(2.0)
 
-    @numba.njit(nogil=True, error_model="numpy")  # see COMPILED
+    @COMPILED
     def run_blocks(first_block, last_block, genomes, keys, lifetime, sample, self_modify,
                    record, rec_a, rec_r, rec_f, t0, returns, episodes_out):  # fmt: skip
         for blk in range(first_block, last_block):
             run_block(blk * L, genomes, keys, lifetime, sample, self_modify, record, rec_a,
                       rec_r, rec_f, t0, returns, episodes_out)  # fmt: skip
 
-    @numba.njit(nogil=True, error_model="numpy")  # see COMPILED
+    @COMPILED
     def run_block(lane0, genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r,
                   rec_f, t0, returns, episodes_out):  # fmt: skip
         b, G = genomes.shape
