@@ -335,7 +335,8 @@ def main(argv=None) -> int:
     if reversal:
         results["reversal"] = reversal
     if gain_labels:
-        results["self_improvement_gain"] = self_improvement_gain(runs, gain_labels)
+        n = spec.get(args.mode, {}).get("gain_lifetimes", 16)  # quick: fewer (a smoke test)
+        results["self_improvement_gain"] = self_improvement_gain(runs, gain_labels, n)
     if args.mode == "tune":
         results["best"] = best_per_family(table, families)
     results["fme_variants"] = sorted(fme_labels)

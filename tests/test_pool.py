@@ -108,3 +108,23 @@ def test_rank_temperature_sets_selection_pressure():
     p = pool.probabilities("rank", 0.25)
     order = np.argsort(f)
     assert np.all(np.diff(p[order]) > 0)  # still monotonic in fitness
+
+
+def test_fitness_statistics_skip_nonfinite_values_and_equal_numpys_over_the_rest():
+    """The log's batch and pool columns: non-finite values are left out; over the rest the
+    same bits as numpy's own mean/max/quantiles of the finite values (all-finite arrays
+    take a path without the masked copy)."""
+    from srml.fitness import finite_max, finite_mean, stats
+
+    rng = np.random.default_rng(3)
+    for f in (rng.normal(100, 50, 1001), rng.normal(size=40).astype(np.float32)[::2]):
+        for bad in ((), (np.nan, -np.inf, np.inf)):
+            g = np.array(f, np.float64)
+            g[: len(bad)] = bad
+            ok = g[np.isfinite(g)]
+            assert finite_mean(g) == np.mean(ok) and finite_max(g) == np.max(ok)
+            s = stats(g)
+            assert s["median"] == np.quantile(ok, 0.5) and s["min"] == ok.min()
+    nothing = np.array([np.nan, np.inf])
+    assert np.isnan(finite_mean(nothing)) and np.isnan(finite_max(nothing))
+    assert all(np.isnan(v) for v in stats(nothing).values())

@@ -133,6 +133,25 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
             ok &= math.isfinite(g[j])
         return ok
 
+    @cuda.jit(device=True, inline="always")  # inlined: the arrays live in the kernel's frame
+    def local_scratch():
+        """The agent's per-thread buffers (state, obs, x, h0, h1, out, pk, pq, lr, y, act)."""
+        state = cuda.local.array(state_dim, f64)
+        obs = cuda.local.array(obs_dim, f32)
+        h0 = cuda.local.array(width, f32)
+        h1 = cuda.local.array(width, f32)
+        out = cuda.local.array(rows, f32)
+        pk = cuda.local.array(pdim, f32)
+        pq = cuda.local.array(pdim, f32)
+        lr = cuda.local.array(n_beta, f32)
+        act = cuda.local.array(act_dim, f32)
+        if lean:
+            x, y = h0, h1
+        else:
+            x = cuda.local.array(d_in, f32)
+            y = cuda.local.array(act_dim, f32)
+        return state, obs, x, h0, h1, out, pk, pq, lr, y, act
+
     if v.layout == "rows":
         if v.scratch != "local":
             raise ValueError("the rows layout keeps its scratch in local memory")
@@ -143,20 +162,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
             i = cuda.grid(1)
             if i >= genomes.shape[0]:
                 return
-            state = cuda.local.array(state_dim, f64)
-            obs = cuda.local.array(obs_dim, f32)
-            h0 = cuda.local.array(width, f32)
-            h1 = cuda.local.array(width, f32)
-            out = cuda.local.array(rows, f32)
-            pk = cuda.local.array(pdim, f32)
-            pq = cuda.local.array(pdim, f32)
-            lr = cuda.local.array(n_beta, f32)
-            act = cuda.local.array(act_dim, f32)
-            if lean:
-                x, y = h0, h1
-            else:
-                x = cuda.local.array(d_in, f32)
-                y = cuda.local.array(act_dim, f32)
+            state, obs, x, h0, h1, out, pk, pq, lr, y, act = local_scratch()
             ret, eps = run_agent(
                 genomes[i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1, out,
                 pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
@@ -178,20 +184,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
             i = cuda.grid(1)
             if i >= genomes.shape[1]:
                 return
-            state = cuda.local.array(state_dim, f64)
-            obs = cuda.local.array(obs_dim, f32)
-            h0 = cuda.local.array(width, f32)
-            h1 = cuda.local.array(width, f32)
-            out = cuda.local.array(rows, f32)
-            pk = cuda.local.array(pdim, f32)
-            pq = cuda.local.array(pdim, f32)
-            lr = cuda.local.array(n_beta, f32)
-            act = cuda.local.array(act_dim, f32)
-            if lean:
-                x, y = h0, h1
-            else:
-                x = cuda.local.array(d_in, f32)
-                y = cuda.local.array(act_dim, f32)
+            state, obs, x, h0, h1, out, pk, pq, lr, y, act = local_scratch()
             ret, eps = run_agent(
                 genomes[:, i], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1,
                 out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
@@ -214,20 +207,7 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
                 return  # no barrier below: each thread touches its own column only
             for j in range(G):
                 sm[j, tid] = genomes[j, i]
-            state = cuda.local.array(state_dim, f64)
-            obs = cuda.local.array(obs_dim, f32)
-            h0 = cuda.local.array(width, f32)
-            h1 = cuda.local.array(width, f32)
-            out = cuda.local.array(rows, f32)
-            pk = cuda.local.array(pdim, f32)
-            pq = cuda.local.array(pdim, f32)
-            lr = cuda.local.array(n_beta, f32)
-            act = cuda.local.array(act_dim, f32)
-            if lean:
-                x, y = h0, h1
-            else:
-                x = cuda.local.array(d_in, f32)
-                y = cuda.local.array(act_dim, f32)
+            state, obs, x, h0, h1, out, pk, pq, lr, y, act = local_scratch()
             ret, eps = run_agent(
                 sm[:, tid], keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1,
                 out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,

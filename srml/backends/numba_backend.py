@@ -20,17 +20,12 @@ from .. import rng
 from ..errors import SrmlError
 from ..kernels import NetSpec, make_agent_kernel, make_srwm_kernel
 from .base import Rollout, Task, finalize
-from .numba_lanes import COMPILED, in_threads, lanes_generation
+from .numba_lanes import COMPILED, INLINE, in_threads, lanes_generation
 from .numpy_backend import NumpyBackend
 
 LAYOUTS = ("lanes", "agent")
 
 _CACHE: dict = {}
-# The kernel's pieces (layers, SRWM step, env reset/step) are inlined into the agents' loop
-# at numba's IR level: as separate functions, every call passing arrays did atomic reference
-# counting on them (12% of the time on one thread, and cache-line ping-pong between threads
-# on the shared genome block).
-INLINE = numba.njit(inline="always")
 
 
 def srwm_scratch(spec: NetSpec):

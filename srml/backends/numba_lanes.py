@@ -35,6 +35,9 @@ from ..kernels import NetSpec, make_input_norm, make_pick
 
 LANES = 64
 CHUNK = 16  # terms of a dot product a lane sums in a register at a time (make_lane_dots)
+# Pieces (layers, SRWM step, env reset/step) inlined into the agents' loop at numba's IR level:
+# as separate functions, every call passing arrays did atomic reference counting on them (12%
+# of the time on one thread, and cache-line ping-pong between threads on the genome block).
 INLINE = numba.njit(inline="always")
 # The fused kernels' compiled functions (here and the per-agent layout's): nogil, for
 # in_threads' Python threads, and numpy's error model: a float division is IEEE's alone, where
