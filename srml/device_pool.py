@@ -8,7 +8,9 @@ founders are device arrays too; selection (all three rules), insertion and LRU e
 on the device.
 
 Same draws as the CPU pool: :meth:`sample` takes its uniforms from the run's numpy Generator
-with exactly the call ``Generator.choice(n, k, p=p)`` makes (``random(k)``), and inverts the
+with exactly the call ``Generator.choice(n, k, p=p)`` makes (``random(k)``; FME draws them
+ahead, on a copy of the Generator, while the device runs: :meth:`srml.fme.FME._draw_ahead`),
+and inverts the
 cumulative distribution as ``choice`` does (``cumsum``, normalized by its last entry,
 ``searchsorted(side="right")``). Weights are computed by the formulas of :mod:`srml.pool`.
 With numpy arrays (the simulator) every draw, eviction and checkpoint is bit-identical to the
@@ -150,15 +152,17 @@ class DevicePool:
         w = self.weights(rule, temperature)
         return w / w.sum()
 
-    def sample(self, rng: np.random.Generator, k: int, rule="proportional", temperature=1.0):
+    def sample(self, rng: np.random.Generator, k: int, rule="proportional", temperature=1.0,
+               u=None):  # fmt: skip
         """Draw k member indices (device array, with replacement) and mark them used; draws
-        ``rng.random(k)`` exactly as the CPU pool's ``rng.choice`` does."""
+        ``rng.random(k)`` exactly as the CPU pool's ``rng.choice`` does (or uses ``u``, those
+        k uniforms drawn ahead by the caller)."""
         if self.size == 0:
             raise SrmlError("cannot sample from an empty pool")
         xp = self.xp
         cdf = xp.cumsum(self.probabilities(rule, temperature))
         cdf /= cdf[-1]
-        u = xp.asarray(rng.random(k))
+        u = xp.asarray(rng.random(k) if u is None else u)
         idx = xp.searchsorted(cdf, u, side="right").astype(np.int64)
         self.clock += 1
         self.last_used_mark(idx)

@@ -15,6 +15,7 @@ only outer loop.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,8 @@ class FME(Method):
         self.founders = self.task.layout.init(self.rng, cfg.n_founders, cfg.init_std)
         self._drawn = None  # (pool rows, parent ids, founder ids) of the genomes asked for
         self._readings: dict = {}  # this generation's instruments (log columns)
+        self._ahead = None  # the next draw's uniforms, being drawn (see _draw_ahead)
+        self._drawer: ThreadPoolExecutor | None = None
 
     @classmethod
     def check_resources(cls, cfg, task) -> None:
@@ -65,13 +68,44 @@ class FME(Method):
             idx = np.arange(done, done + B) % len(self.founders)
             self._drawn = (None, None, idx)
             return pool.batch(self.founders[idx])
-        rows = pool.sample(self.rng, B, self.cfg.selection, self.cfg.temperature)
+        rule = (self.cfg.selection, self.cfg.temperature)
+        if pool.on_device:  # with the uniforms drawn while the device ran the last generation
+            rows = pool.sample(self.rng, B, *rule, u=self._drawn_ahead())
+        else:
+            rows = pool.sample(self.rng, B, *rule)
         self._drawn = (rows, *pool.members(rows))
         genomes = pool.gather(rows)
         if self.cfg.sigma > 0:  # a baseline knob only: pure FME has no mutation
             noise = self.rng.standard_normal((B, self.task.layout.size), dtype=np.float32)
             genomes = pool.perturb(genomes, np.float32(self.cfg.sigma) * noise)
+        if pool.on_device:
+            self._draw_ahead()
         return genomes
+
+    def _draw_ahead(self) -> None:
+        """Start drawing the next generation's selection uniforms (``random(batch)``) on a copy
+        of the run's generator, in a thread, so the host draws them while the device runs this
+        generation (numpy releases the GIL while it fills). The run's own generator is not
+        touched: :meth:`_drawn_ahead` uses the numbers only where it is still in the state
+        the copy started from, so every draw, checkpoint and resume is as without this."""
+        start = self.rng.bit_generator.state
+        copy = np.random.Generator(type(self.rng.bit_generator)())
+        copy.bit_generator.state = start
+        self._drawer = self._drawer or ThreadPoolExecutor(1, thread_name_prefix="srml-draw")
+        self._ahead = (start, copy, self._drawer.submit(copy.random, self.cfg.batch))
+
+    def _drawn_ahead(self):
+        """The uniforms :meth:`_draw_ahead` drew, advancing the run's generator past them as
+        drawing them itself would; None where there are none or the generator moved since."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        start, copy, future = ahead
+        u = future.result()
+        if self.rng.bit_generator.state != start:
+            return None
+        self.rng.bit_generator.state = copy.bit_generator.state
+        return u
 
     def update(self, asked, rollout: Rollout) -> None:
         rows, parents, founders = self._drawn
@@ -124,6 +158,13 @@ class FME(Method):
         if self.pool.on_device:
             pool = DevicePool.from_pool(pool, self.pool.xp)
         self.pool, self.founders = pool, founders
+        self._ahead = None
+
+    def close(self) -> None:
+        if self._drawer is not None:
+            self._drawer.shutdown(cancel_futures=True)
+            self._drawer, self._ahead = None, None
+        super().close()
 
 
 def fme_arrays(arrays: dict, c, G: int) -> tuple[Pool, np.ndarray]:

@@ -363,6 +363,28 @@ def test_fme_on_the_device_pool_follows_the_numpy_reference():
     np.testing.assert_allclose(sa["pool_genomes"], sb["pool_genomes"], rtol=1e-3, atol=1e-3)
 
 
+def test_next_selection_uniforms_drawn_ahead_are_used_only_where_exact(monkeypatch):
+    """With the device pool the host draws the next generation's selection uniforms in a
+    thread while the device runs (on a copy of the run's generator). Used where the run's
+    generator has not moved since; where it has (a user drew from it between generations),
+    drawn afresh: either way every draw is the host pool's."""
+    a, b = _fme(), _fme(device_pool=False)
+    used = []
+    drawn_ahead = type(a)._drawn_ahead
+    monkeypatch.setattr(a, "_drawn_ahead", lambda: used.append(drawn_ahead(a)) or used[-1])
+    for g in range(6):  # 8 founders in batches of 4: generations 2-5 draw from the pool
+        if g == 4:  # the generator moves between two generations
+            np.testing.assert_array_equal(a.random_genomes(2), b.random_genomes(2))
+        a.step(), b.step()
+    assert [u is not None for u in used] == [False, True, False, True]  # 2: none drawn yet
+    assert a._ahead is not None  # the next draw is under way; the run's generator untouched
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    for k, v in b.state()[0].items():
+        np.testing.assert_array_equal(a.state()[0][k], v, err_msg=k)
+    a.close()
+    assert a._drawer is None
+
+
 def test_device_pool_checkpoint_resumes_on_either_pool():
     a = _fme()
     for _ in range(3):
