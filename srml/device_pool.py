@@ -10,9 +10,8 @@ on the device.
 Same draws as the CPU pool: :meth:`sample` takes its uniforms from the run's numpy Generator
 with exactly the call ``Generator.choice(n, k, p=p)`` makes (``random(k)``; FME draws them
 ahead, on a copy of the Generator, while the device runs: :meth:`srml.fme.FME._draw_ahead`),
-and inverts the
-cumulative distribution as ``choice`` does (``cumsum``, normalized by its last entry,
-``searchsorted(side="right")``). Weights are computed by the formulas of :mod:`srml.pool`.
+and inverts the cumulative distribution as ``choice`` does (``cumsum``, normalized by its last
+entry, ``searchsorted(side="right")``). Weights are computed by the formulas of :mod:`srml.pool`.
 With numpy arrays (the simulator) every draw, eviction and checkpoint is bit-identical to the
 CPU pool's (tests/test_gpu.py). On a GPU, CuPy's sums run in another order than numpy's, so
 probabilities can differ in their last bits and a draw differs only when its uniform falls
