@@ -94,12 +94,33 @@ class NetSpec:
         )
 
 
+EXP_ZERO = np.float32(-104.0)
+"""Below this, float32 ``exp`` is exactly +0 (e^-104 is under half the smallest subnormal, 7e-46,
+so any C library within an ulp rounds it to 0; tests/test_lanes.py checks this one on every
+float32 from -110 to -104 and samples below). The kernels return 0 there without calling
+``exp``: glibc's ``expf`` takes a slow path on underflow (2.4x per call), and evolved genomes'
+peaked softmaxes underflow most of their terms (80% of them on a solved CartPole pool)."""
+
+
+def make_exp(jit):
+    """``exp(x)``: the C library's ``expf``, or 0 below :data:`EXP_ZERO` without calling it
+    (NaN stays NaN: the comparison is false for it)."""
+    f0 = np.float32(0.0)
+
+    @jit
+    def exp(x):
+        return f0 if x < EXP_ZERO else math.exp(x)
+
+    return exp
+
+
 def make_input_norm(jit, kind: str, n: int):
     """``norm(x)``: x[0:n] normalised in place as :meth:`srml.srwm.Codec.encode` does it
     (``layer``: (x - mean) / sqrt(var + 1e-5), biased variance; ``softmax``: max-shifted
     softmax; ``none``: nothing), in float32."""
     layer, soft = kind == "layer", kind == "softmax"
     f0 = np.float32(0.0)
+    exp = make_exp(jit)
     fn, eps = np.float32(max(n, 1)), np.float32(LAYER_NORM_EPS)
 
     @jit
@@ -122,7 +143,7 @@ def make_input_norm(jit, kind: str, n: int):
                 m = max(m, x[j])
             s = f0
             for j in range(n):
-                x[j] = math.exp(x[j] - m)
+                x[j] = exp(x[j] - m)
                 s += x[j]
             for j in range(n):
                 x[j] = x[j] / s
@@ -165,6 +186,7 @@ def make_layer_kernel(
     f0, f1, f80 = np.float32(0.0), np.float32(1.0), np.float32(80.0)
     _, _, uniform = rng.make_rng(jit)
     pick = make_pick(jit)
+    exp = make_exp(jit)
     stream_key = rng.STREAM_KEY
     sample_keys = slots > 0
 
@@ -193,8 +215,8 @@ def make_layer_kernel(
             sk = f0
             sq = f0
             for d in range(di):
-                pk[d] = math.exp(out[do + d] - mk)
-                pq[d] = math.exp(out[do + di + d] - mq)
+                pk[d] = exp(out[do + d] - mk)
+                pq[d] = exp(out[do + di + d] - mq)
                 sk += pk[d]
                 sq += pq[d]
             for d in range(di):
@@ -212,7 +234,7 @@ def make_layer_kernel(
                 # sigmoid: one expf is far cheaper than tanhf; the clamp keeps exp finite
                 # (sigmoid(-80) = 2e-35, 0 to float tolerance)
                 z = min(-out[do + 2 * di + j], f80)
-                lr[j] = f1 / (f1 + math.exp(z))
+                lr[j] = f1 / (f1 + exp(z))
             if not update_tanh:
                 for d in range(di):
                     pq[d] = pq[d] - pk[d]  # pq now holds pq - pk
@@ -288,6 +310,7 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
     reset, step = twin.make_kernels(env_jit)
     _, _, uniform = rng.make_rng(jit)
     pick = make_pick(jit)
+    exp = make_exp(jit)
     obs_dim, act_dim, d_in = spec.obs_dim, spec.act_dim, spec.d_in
     discrete, reward_input, episode_flag = spec.discrete_act, spec.reward_input, spec.episode_flag
     low, high = spec.low, spec.high
@@ -348,7 +371,7 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
                         m = max(m, y[j])
                     s = f0
                     for j in range(act_dim):
-                        pk[j] = math.exp(y[j] - m)
+                        pk[j] = exp(y[j] - m)
                         s += pk[j]
                     a = pick(pk, act_dim, np.float32(uniform(key, stream_action, t)), s)
                 else:

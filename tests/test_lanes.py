@@ -4,6 +4,7 @@ reference, and one-line errors."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -31,6 +32,38 @@ def test_fast_exp_edges_are_the_c_librarys():
         np.testing.assert_array_equal(exp_lanes(x, fast=True), np.exp(x))
     x = np.array([-103.0, -95.0, -90.0, -87.5], np.float32)  # subnormal results
     np.testing.assert_allclose(exp_lanes(x, fast=True), np.exp(x.astype(np.float64)), atol=1.5e-45)
+
+
+def test_exp_is_zero_below_exp_zero_without_calling_the_c_library():
+    """Below EXP_ZERO the kernels (per agent and lanes) return 0 without calling expf, whose
+    underflow path is slow: the C library's expf is 0 there too (every float32 in [-110, -104)
+    and a sample down to -inf), so no bit changes; elsewhere it is the C library's."""
+    import numba
+
+    from srml.kernels import EXP_ZERO, make_exp
+
+    @numba.njit
+    def c_exp(x, out):  # the C library's expf, as the kernels call it
+        for i in range(x.size):
+            out[i] = math.exp(x[i])
+
+    lo = np.float32(-110.0).view(np.int32)
+    below = np.arange(EXP_ZERO.view(np.int32) + 1, lo + 1, dtype=np.int32).view(np.float32)
+    far = -np.logspace(2.05, 38.5, 2000, dtype=np.float32)
+    below = np.concatenate([below, far, np.array([-np.inf], np.float32)])
+    out = np.empty_like(below)
+    c_exp(below, out)
+    assert below.max() < EXP_ZERO and len(below) > 700_000 and not out.any()
+    exp = make_exp(numba.njit)
+    x = np.array([np.nan, -np.inf, -1e30, -200.0, EXP_ZERO, -103.5, -100.0, -88.0, -1.0, 0.0,
+                  3.0, 88.0, 89.0], np.float32)  # fmt: skip
+    want = np.empty_like(x)
+    c_exp(x, want)
+    with np.errstate(over="ignore"):
+        want[x < EXP_ZERO] = 0
+    for got in (np.array([exp(v) for v in x], np.float32), exp_lanes(x, fast=False)):
+        np.testing.assert_array_equal(got, want)
+    assert want[5] > 0 and want[4] == 0  # subnormal results stay; EXP_ZERO itself gives 0
 
 
 def test_fast_tanh_is_within_2e7_relative():

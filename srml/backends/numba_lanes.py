@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from .. import rng
-from ..kernels import NetSpec, make_input_norm, make_pick
+from ..kernels import EXP_ZERO, NetSpec, make_input_norm, make_pick
 
 LANES = 64
 CHUNK = 16  # terms of a dot product a lane sums in a register at a time (make_lane_dots)
@@ -65,6 +65,7 @@ def make_lane_exp(fast: bool):
     holds the exponent bits of 2^n1 and 2^n2); else the C library's ``expf`` lane by lane."""
     p0, p1, p2, p3, p4, p5 = _P
     lo, hi, half, one, bias = _LO, _HI, np.float32(0.5), np.float32(1.0), np.int32(127)
+    zero = np.float32(0.0)
     L = LANES
 
     @INLINE
@@ -90,8 +91,18 @@ def make_lane_exp(fast: bool):
             for i in range(L):
                 dst[i] = dst[i] * s1[i] * s2[i]
         else:
+            # as kernels.make_exp: 0 below EXP_ZERO, where the C library's expf takes its slow
+            # underflow path (most softmax terms of evolved genomes). Separate loops through
+            # memory: with a select in the exp loop LLVM may speculate the call on every lane
+            under = bits[0]
             for i in range(L):
-                dst[i] = math.exp(src[i])
+                x = src[i]
+                under[i] = x < EXP_ZERO
+                dst[i] = zero if x < EXP_ZERO else x  # exp(0) where the result is 0
+            for i in range(L):
+                dst[i] = math.exp(dst[i])
+            for i in range(L):
+                dst[i] = zero if under[i] else dst[i]
 
     return lexp
 
