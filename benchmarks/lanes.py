@@ -1,7 +1,7 @@
 """The numba backend's fused kernels side by side, interleaved in one process.
 
     python benchmarks/lanes.py [--pop 1024] [--repeats 10] [--threads 1]
-                               [--update delta|tanh] [--hidden N ...]
+                               [--update delta|tanh] [--hidden N ...] [--trained STEPS]
 
 Runs the per-agent kernel, the lanes layout and the lanes with ``--fast-exp`` on the peers'
 workload (one-layer one-head SRWM, d_in 8, CartPole, lifetime 500, sampled actions, the same
@@ -9,6 +9,10 @@ genomes and seed; ``--update tanh`` and ``--hidden`` time those variants instead
 another ``--repeats`` times, and prints each one's best agent-steps/s and its ratio to the
 per-agent kernel. Interleaving keeps a busy machine's drift out of the ratios better than
 separate processes do.
+
+The genomes are fresh (N(0, 0.1^2), as the peers'), or with ``--trained STEPS`` the pool of an
+FME run of that many env steps on the same network (seed 0, srml's FME defaults otherwise),
+tiled to ``--pop``: a trained pool runs at another speed (peaked softmaxes underflow exp).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ def main() -> None:
     ap.add_argument("--lifetime", type=int, default=500)
     ap.add_argument("--update", choices=("delta", "tanh"), default="delta")
     ap.add_argument("--hidden", type=int, nargs="*", default=[], help="hidden layer widths")
+    ap.add_argument("--trained", type=int, default=0, metavar="STEPS",
+                    help="time the pool of an FME run of STEPS env steps (default: fresh genomes)")  # fmt: skip
     args = ap.parse_args()
     engines = {}
     for name, (layout, fast) in KERNELS.items():
@@ -45,7 +51,9 @@ def main() -> None:
                      hidden=args.hidden)  # fmt: skip
         task = make_task(cfg)
         engines[name] = make_backend("numba", task, args.pop, args.threads, layout=layout)
-    genomes = task.layout.init(np.random.default_rng(0), args.pop, 0.1)
+    genomes, source = task.layout.init(np.random.default_rng(0), args.pop, 0.1), "fresh"
+    if args.trained:
+        genomes, source = trained_pool(cfg, args.trained, args.pop)
     for e in engines.values():
         e.run(genomes, seed=1)  # compile
     best = dict.fromkeys(engines, float("inf"))
@@ -57,11 +65,24 @@ def main() -> None:
     threads = engines["agent"].threads
     n = args.pop * args.lifetime
     print(f"P={args.pop} T={args.lifetime} threads={threads} best of {args.repeats}, interleaved"
-          f" (update {args.update}, hidden {args.hidden})")  # fmt: skip
+          f" (update {args.update}, hidden {args.hidden}; genomes {source})")  # fmt: skip
     for name, s in best.items():
         print(
             f"{name:<18} {n / s:.3e} agent-steps/s  {best['agent'] / s:.2f}x the per-agent kernel"
         )
+
+
+def trained_pool(cfg: Config, steps: int, pop: int) -> tuple[np.ndarray, str]:
+    """The pool of an FME run of ``steps`` env steps on ``cfg``'s network, tiled to ``pop``."""
+    from srml import FME
+
+    fme = FME(Config(**{**cfg.__dict__, "batch": 256, "pool_size": 1000, "fast_exp": False,
+                        "total_steps": steps, "seed": 0, "progress": False}))  # fmt: skip
+    fme.run()
+    f, pool = fme.population_fitness(), fme.pool.genomes[: fme.pool.size]
+    fme.close()
+    note = f"trained {steps:.0e} env steps, pool median {np.median(f):.0f}"
+    return np.resize(pool, (pop, pool.shape[1])), note
 
 
 if __name__ == "__main__":

@@ -52,12 +52,13 @@ def test_throughput_script_writes_a_table_with_ratios(tmp_path):
 def test_lanes_script_prints_the_three_kernels_with_ratios():
     p = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "lanes.py"), "--pop", "70", "--lifetime", "5",
-         "--repeats", "1", "--update", "tanh"],
+         "--repeats", "1", "--update", "tanh", "--trained", "3000"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     lines = p.stdout.strip().splitlines()
     assert lines[0].startswith("P=70 T=5 threads=1 best of 1") and "update tanh" in lines[0]
+    assert "genomes trained 3e+03 env steps, pool median" in lines[0]
     for name, line in zip(("agent", "lanes", "lanes --fast-exp"), lines[1:], strict=True):
         m = re.fullmatch(rf"{re.escape(name)} +([0-9.e+]+) agent-steps/s +([0-9.]+)x .*", line)
         assert m and float(m.group(1)) > 0, line
