@@ -10,9 +10,10 @@ another ``--repeats`` times, and prints each one's best agent-steps/s and its ra
 per-agent kernel. Interleaving keeps a busy machine's drift out of the ratios better than
 separate processes do.
 
-The genomes are fresh (N(0, 0.1^2), as the peers'), or with ``--trained STEPS`` the pool of an
-FME run of that many env steps on the same network (seed 0, srml's FME defaults otherwise),
-tiled to ``--pop``: a trained pool runs at another speed (peaked softmaxes underflow exp).
+The genomes are fresh (N(0, 0.1^2), as the peers'), or with ``--trained STEPS`` the pool of
+``srml run``'s default job (FME, srml's default CartPole network, seed 0) after that many env
+steps, tiled to ``--pop``, run on that network: a trained pool runs at another speed than
+fresh genomes (its peaked softmaxes underflow exp). 20000000 is the default job's whole run.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ def main() -> None:
                     help="time the pool of an FME run of STEPS env steps (default: fresh genomes)")  # fmt: skip
     args = ap.parse_args()
     engines = {}
+    net = {} if args.trained else {"episode_flag": False}  # trained: srml's default network
     for name, (layout, fast) in KERNELS.items():
         cfg = Config(batch=args.pop, pool_size=args.pop, lifetime=args.lifetime,
-                     episode_flag=False, fast_exp=fast, update=args.update,
-                     hidden=args.hidden)  # fmt: skip
+                     fast_exp=fast, update=args.update, hidden=args.hidden, **net)  # fmt: skip
         task = make_task(cfg)
         engines[name] = make_backend("numba", task, args.pop, args.threads, layout=layout)
     genomes, source = task.layout.init(np.random.default_rng(0), args.pop, 0.1), "fresh"
@@ -73,11 +74,12 @@ def main() -> None:
 
 
 def trained_pool(cfg: Config, steps: int, pop: int) -> tuple[np.ndarray, str]:
-    """The pool of an FME run of ``steps`` env steps on ``cfg``'s network, tiled to ``pop``."""
+    """The pool of ``srml run``'s default job after ``steps`` env steps (``cfg``'s network
+    options, FME's defaults otherwise), tiled to ``pop``."""
     from srml import FME
 
-    fme = FME(Config(**{**cfg.__dict__, "batch": 256, "pool_size": 1000, "fast_exp": False,
-                        "total_steps": steps, "seed": 0, "progress": False}))  # fmt: skip
+    net = {k: getattr(cfg, k) for k in ("update", "hidden")}
+    fme = FME(Config(total_steps=steps, seed=0, progress=False, **net))
     fme.run()
     f, pool = fme.population_fitness(), fme.pool.genomes[: fme.pool.size]
     fme.close()
