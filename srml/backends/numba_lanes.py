@@ -62,7 +62,8 @@ _LO, _HI = np.float32(-104.0), np.float32(88.8)  # exp underflows to 0 below, in
 def make_lane_exp(fast: bool):
     """``lexp(src, dst, bits)``: ``dst[l] = exp(src[l])`` for every lane (float32 rows of
     ``LANES``; src may be dst). ``fast``: the polynomial (``bits``, int32 ``(2, LANES)``,
-    holds the exponent bits of 2^n1 and 2^n2); else the C library's ``expf`` lane by lane."""
+    holds the exponent bits of 2^n1 and 2^n2); else the C library's ``expf`` lane by lane, 0
+    below :data:`srml.kernels.EXP_ZERO` (``bits[0]`` marks those lanes)."""
     p0, p1, p2, p3, p4, p5 = _P
     lo, hi, half, one, bias = _LO, _HI, np.float32(0.5), np.float32(1.0), np.int32(127)
     zero = np.float32(0.0)
