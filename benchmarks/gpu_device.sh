@@ -6,9 +6,11 @@
 #   echo /.whl/ >> "$(git rev-parse --git-path info/exclude)"
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-#     -d .whl gymnasium==1.4.0 farama-notifications==0.0.6 tomli-w==1.2.0 gymnax==1.0.1
+#     -d .whl gymnasium==1.4.0 farama-notifications==0.0.6 tomli-w==1.2.0 gymnax==1.0.1 \
+#     setuptools==80.9.0
 #   mkdir -p .peers && cp ../shared/peers/*.py .peers/
 #   echo /.peers/ >> "$(git rev-parse --git-path info/exclude)"
+# (setuptools >= 77 builds srml's SPDX license field; the device's own may be older.)
 # Then one device call, carry [".whl", ".peers"], timeout_s 590:
 #   bash benchmarks/gpu_device.sh
 # It installs the wheels and srml under /tmp, runs benchmarks/gpu.py from /tmp (not the
@@ -23,7 +25,8 @@ OUT=${OUT:-/tmp/srml-gpu-out}
 mkdir -p "$OUT"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$R"/.whl/*.whl
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/srml "$R"
+PYTHONPATH=/tmp/site python3 -m pip install -q --no-index --no-deps --no-build-isolation \
+  --no-compile --target /tmp/srml "$R"  # built with the setuptools from .whl
 cd /tmp || exit 1
 export PYTHONPATH=/tmp/srml:/tmp/site
 python3 "$R/benchmarks/gpu.py" --peers "$R/.peers" --out "$OUT/RESULTS_GPU.md" \
