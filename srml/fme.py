@@ -158,7 +158,6 @@ class FME(Method):
         if self.pool.on_device:
             pool = DevicePool.from_pool(pool, self.pool.xp)
         self.pool, self.founders = pool, founders
-        self._ahead = None
 
     def close(self) -> None:
         if self._drawer is not None:

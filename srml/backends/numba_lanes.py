@@ -56,7 +56,7 @@ _LOG2E = np.float32(1.44269504088896341)
 _C1, _C2 = np.float32(0.693359375), np.float32(-2.12194440e-4)
 _P = tuple(np.float32(v) for v in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
                                    4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))  # fmt: skip
-_LO, _HI = np.float32(-104.0), np.float32(88.8)  # exp underflows to 0 below, inf above
+_LO, _HI = EXP_ZERO, np.float32(88.8)  # exp underflows to 0 below, inf above
 
 
 def make_lane_exp(fast: bool):
