@@ -73,9 +73,10 @@ def main() -> int:
            T.float32[:, :, ::1], T.float64[:, ::1], T.boolean[:, ::1], T.float64[::1],
            T.int64[::1], T.boolean[::1], T.int64)  # fmt: skip
     variants = [
-        ("rows (original)", Variant("rows", 64, "local", False)),
+        ("rows (original)", Variant("rows", 64, "local", False, div="plain")),
         ("coalesced", Variant("coalesced", 64)),
         ("shared 32 (default)", Variant("shared", 32)),
+        ("shared 32, plain division", Variant("shared", 32, div="plain")),
         ("shared 64", Variant("shared", 64)),
         ("shared 32, not lean", Variant("shared", 32, lean=False)),
         ("shared 32, shared scratch", Variant("shared", 32, "shared")),

@@ -108,8 +108,9 @@ else:
 # kernel variants timed (name, options); the first is the original kernel, the second the
 # backend's default
 VARIANTS = [
-    ("rows (original)", dict(layout="rows", threads_per_block=64, lean=False)),
+    ("rows (original)", dict(layout="rows", threads_per_block=64, lean=False, div="plain")),
     ("shared 32 (default)", dict(layout="shared", threads_per_block=32)),
+    ("shared 32, plain division", dict(layout="shared", threads_per_block=32, div="plain")),
     ("coalesced 64", dict(layout="coalesced", threads_per_block=64)),
     ("coalesced 128", dict(layout="coalesced", threads_per_block=128)),
     ("shared 64", dict(layout="shared", threads_per_block=64)),

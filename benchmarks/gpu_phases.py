@@ -10,7 +10,9 @@ synchronised around it: ``ask`` (selection + gather), ``copy`` (the kernel's pri
 copy), ``kernel`` (which also flags the agents with non-finite weights or return),
 ``finish`` (fitness from those flags on the device, fitness and episodes to the host: the
 backend's own ``finish``), ``tell`` (credit + insertion + eviction) and ``log row`` (pool
-statistics, lineages). Prints milliseconds per generation per phase and the kernel's share.
+statistics, lineages). Prints milliseconds per generation per phase and the kernel's share,
+and the kernel alone on the loop's last (evolved) batch and on fresh founders, with the
+backend's division and the other one (``SRML_CUDA_DIV``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ else:
     LIFETIME = 500
 
 from srml import FME, Config  # noqa: E402
+from srml.backends.cuda_backend import CudaBackend  # noqa: E402
 from srml.fme import FMEOptions  # noqa: E402
 from srml.run.loop import log_row  # noqa: E402
 
@@ -76,21 +79,27 @@ def phases_of(P: int) -> None:
         log_row(fme, roll, 0.0, 1.0)
         mark("log row")
     # the kernel alone on the last batch it ran, and on fresh founders of the same size:
-    # does the evolved pool itself make the kernel slower?
+    # does the evolved pool itself make the kernel slower? Both with the backend's division
+    # and with the plain one (evolved softmaxes underflow: srml.kernels.make_div)
     last = be.device_genomes(genomes)
     fresh = be.device_genomes(
         fme.pool.batch(fme.task.layout.init(np.random.default_rng(5), P, cfg.init_std))
     )
-    for name, arr in (("evolved batch", last), ("fresh founders", fresh)):
-        best = float("inf")
-        for rep in range(3):
-            a = arr.copy()
-            sync()
-            t0 = time.perf_counter()
-            be.launch(a, 99 + rep)
-            sync()
-            best = min(best, time.perf_counter() - t0)
-        print(f"P={P}: kernel alone on the {name}: {best * 1e3:.2f} ms")
+    other = "plain" if be.variant.div != "plain" else "guarded"
+    kernels = [(f"{be.variant.div} division", be),
+               (f"{other} division", CudaBackend(fme.task, P, div=other))]  # fmt: skip
+    for kname, k in kernels:
+        k.launch(fresh.copy(), 98)  # compiles
+        for name, arr in (("evolved batch", last), ("fresh founders", fresh)):
+            best = float("inf")
+            for rep in range(3):
+                a = arr.copy()
+                sync()
+                t0 = time.perf_counter()
+                k.launch(a, 99 + rep)
+                sync()
+                best = min(best, time.perf_counter() - t0)
+            print(f"P={P}: kernel alone on the {name}, {kname}: {best * 1e3:.2f} ms")
     n, total = ARGS.generations, sum(phases.values())
     print(f"P={P}: {total / n * 1e3:.2f} ms/generation, "
           f"{P * LIFETIME * n / total:.3e} env steps/s; kernel {phases['kernel'] / total:.0%}")  # fmt: skip

@@ -115,13 +115,56 @@ def make_exp(jit):
     return exp
 
 
-def make_input_norm(jit, kind: str, n: int):
+DIV_TINY = np.float32(2.0**-100)
+"""Numerators below this (zero, subnormal, tiny) take :func:`make_div`'s guarded path."""
+_F64_UP, _F64_DOWN = np.float64(2.0**64), np.float64(2.0**-64)
+
+
+def make_div(jit, guarded: bool = False):
+    """``div(p, s)``: the float32 quotient p / s, IEEE-rounded; the softmax normalisations
+    and the action draw divide through it.
+
+    ``guarded`` (the GPU kernels): the same bits on every input, but a numerator below
+    :data:`DIV_TINY` does not reach the float32 division. A GPU divides in software (a
+    reciprocal and FMAs) with a range check that sends awkward operands to a slow
+    subroutine, and a warp waits for its slowest lane: on an evolved pool, 80% of the
+    softmax terms are exactly 0 and 0.7% subnormal, so every division site of nearly every
+    warp holds such a lane (``benchmarks/RESULTS_GPU.md``). Guarded, p = 0 (with s > 0)
+    returns p itself (0 / s), and other small p divide in float64, where they are normal:
+    float64 carries more than twice float32's bits, so rounding its quotient to float32 gives
+    the correctly rounded float32 quotient (innocuous double rounding; tests/test_kernels.py
+    checks every subnormal numerator). The 2^64 scaling is exact and only stops the compiler
+    from folding the float64 division back into a float32 one. NaN and inf take that path too
+    and come out as float32 division's."""
+    f0 = np.float32(0.0)
+
+    if not guarded:
+
+        @jit
+        def div(p, s):
+            return p / s
+
+        return div
+
+    @jit
+    def div_guarded(p, s):
+        if p >= DIV_TINY:
+            return p / s
+        if p == f0 and s > f0:
+            return p
+        return np.float32(np.float64(p) * _F64_UP / np.float64(s) * _F64_DOWN)
+
+    return div_guarded
+
+
+def make_input_norm(jit, kind: str, n: int, guarded_div: bool = False):
     """``norm(x)``: x[0:n] normalised in place as :meth:`srml.srwm.Codec.encode` does it
     (``layer``: (x - mean) / sqrt(var + 1e-5), biased variance; ``softmax``: max-shifted
-    softmax; ``none``: nothing), in float32."""
+    softmax; ``none``: nothing), in float32. ``guarded_div``: :func:`make_div`'s."""
     layer, soft = kind == "layer", kind == "softmax"
     f0 = np.float32(0.0)
     exp = make_exp(jit)
+    div = make_div(jit, guarded_div)
     fn, eps = np.float32(max(n, 1)), np.float32(LAYER_NORM_EPS)
 
     @jit
@@ -147,24 +190,26 @@ def make_input_norm(jit, kind: str, n: int):
                 x[j] = exp(x[j] - m)
                 s += x[j]
             for j in range(n):
-                x[j] = x[j] / s
+                x[j] = div(x[j], s)
 
     return norm
 
 
-def make_pick(jit):
+def make_pick(jit, guarded_div: bool = False):
     """``pick(p, n, u, s)``: the inverse-CDF draw, index k with sum(p[:k] / s) < u <=
     sum(p[:k+1] / s), counted term by term in float32 and clamped to n - 1 where rounding
     leaves the sum below u. ``s`` = 1 draws from already normalised p (dividing by 1 is
-    exact). One source for the action draw and the sampled keys, on every backend."""
+    exact). One source for the action draw and the sampled keys, on every backend.
+    ``guarded_div``: :func:`make_div`'s."""
     f0 = np.float32(0.0)
+    div = make_div(jit, guarded_div)
 
     @jit
     def pick(p, n, u, s):
         cum = f0
         k = 0
         for j in range(n):
-            cum += p[j] / s
+            cum += div(p[j], s)
             if cum < u:
                 k += 1
         if k > n - 1:
@@ -177,17 +222,20 @@ def make_pick(jit):
 def make_layer_kernel(
     jit, off: int, H: int, di: int, do: int, n_beta: int, squash_input: bool,
     update_tanh: bool = False, slot0: int = 0, slots: int = 0, y_lo: int = 0, y_hi: int = 0,
+    guarded_div: bool = False,
 ):  # fmt: skip
     """One layer's step with its shape as compile-time constants (the compiler unrolls and
     vectorizes the short loops over d): reads h0 (tanh first if ``squash_input``), writes
     y to h1, rewrites the layer's weights in g. ``update_tanh``: squashed update values;
     ``slots`` > 0: sampled keys, head hd of this layer drawing uniform number
-    ``t * slots + slot0 + hd`` of the key stream. The y rows skip inputs [y_lo, y_hi)."""
+    ``t * slots + slot0 + hd`` of the key stream. The y rows skip inputs [y_lo, y_hi).
+    ``guarded_div``: :func:`make_div`'s, for the softmaxes and the key draw."""
     rows = do + 2 * di + n_beta
     f0, f1, f80 = np.float32(0.0), np.float32(1.0), np.float32(80.0)
     _, _, uniform = rng.make_rng(jit)
-    pick = make_pick(jit)
+    pick = make_pick(jit, guarded_div)
     exp = make_exp(jit)
+    div = make_div(jit, guarded_div)
     stream_key = rng.STREAM_KEY
     sample_keys = slots > 0
 
@@ -221,8 +269,8 @@ def make_layer_kernel(
                 sk += pk[d]
                 sq += pq[d]
             for d in range(di):
-                pk[d] = pk[d] / sk
-                pq[d] = pq[d] / sq
+                pk[d] = div(pk[d], sk)
+                pq[d] = div(pq[d], sq)
             if not self_modify:
                 continue
             if sample_keys:  # pk one-hot at an index drawn from softmax(k)
@@ -260,14 +308,16 @@ def make_layer_kernel(
     return layer
 
 
-def make_srwm_kernel(spec: NetSpec, jit):
+def make_srwm_kernel(spec: NetSpec, jit, guarded_div: bool = False):
     """``srwm_forward`` compiled with ``jit`` (see the module docstring): the layer kernels
-    chained by closures, each layer's output becoming the next one's input."""
+    chained by closures, each layer's output becoming the next one's input.
+    ``guarded_div``: :func:`make_div`'s (the same bits either way)."""
     slot0 = [sum(spec.heads[:n]) for n in range(spec.n_layers)]
     layers = [
         make_layer_kernel(jit, spec.offsets[n], spec.heads[n], spec.head_in[n],
                           spec.head_out[n], spec.n_beta, n > 0, spec.update_tanh,
-                          slot0[n], spec.key_slots, *(spec.y_blind if n == 0 else (0, 0)))
+                          slot0[n], spec.key_slots, *(spec.y_blind if n == 0 else (0, 0)),
+                          guarded_div)
         for n in range(spec.n_layers)
     ]  # fmt: skip
 
@@ -299,18 +349,19 @@ def make_srwm_kernel(spec: NetSpec, jit):
     return srwm_forward
 
 
-def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
+def make_agent_kernel(spec: NetSpec, twin, jit, env_jit, guarded_div: bool = False):
     """``run_agent``: one genome's whole lifetime in a compiled twin, SRWM and env fused.
 
     ``run_agent(g, key, lifetime, sample, self_modify, state, obs, x, h0, h1, out, pk,
     pq, lr, y, act, rec_a, rec_r, rec_f, lane, record, t0) -> (return, episodes)``;
     with ``t0`` > 0 only the episodes that end at step ``t0`` or later (or are cut off by
-    the lifetime's end) count, each with its whole return.
+    the lifetime's end) count, each with its whole return. ``guarded_div``:
+    :func:`make_div`'s (the same bits either way; the GPU kernels' choice).
     """
-    srwm_forward = make_srwm_kernel(spec, jit)
+    srwm_forward = make_srwm_kernel(spec, jit, guarded_div)
     reset, step = twin.make_kernels(env_jit)
     _, _, uniform = rng.make_rng(jit)
-    pick = make_pick(jit)
+    pick = make_pick(jit, guarded_div)
     exp = make_exp(jit)
     obs_dim, act_dim, d_in = spec.obs_dim, spec.act_dim, spec.d_in
     discrete, reward_input, episode_flag = spec.discrete_act, spec.reward_input, spec.episode_flag
@@ -319,7 +370,7 @@ def make_agent_kernel(spec: NetSpec, twin, jit, env_jit):
     n_noise = spec.noise_inputs
     hold = spec.noise_hold  # as Codec.noise_draw: 0 is one draw per lifetime
     normed = obs_dim + act_dim + int(reward_input) + int(episode_flag)  # = Codec.normed
-    input_norm = make_input_norm(jit, spec.input_norm, normed)
+    input_norm = make_input_norm(jit, spec.input_norm, normed, guarded_div)
     norm_inputs = spec.input_norm != "none"
     f2 = np.float32(2.0)
     f0, f1 = np.float32(0.0), np.float32(1.0)

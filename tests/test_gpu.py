@@ -46,12 +46,13 @@ def _cuda(task, batch, **variant):
 
 
 VARIANTS = [
-    dict(layout="rows", lean=False),  # the original kernel
+    dict(layout="rows", lean=False, div="plain"),  # the original kernel
     dict(layout="rows"),
     dict(layout="coalesced"),
     dict(layout="shared", threads_per_block=32),
     dict(layout="shared", threads_per_block=64, lean=False),
     dict(layout="shared", scratch="shared"),
+    dict(layout="shared", div="plain"),  # the float32 division everywhere, as on the CPU
 ]
 
 
@@ -95,6 +96,91 @@ def test_every_kernel_variant_matches_numpy_and_each_other(env, cfg):
         np.testing.assert_array_equal(out.episodes, outs[0].episodes)
 
 
+def test_guarded_division_gives_the_float32_divisions_bits():
+    """make_div's guarded form (the GPU kernels' default) returns float32 division's bits on
+    every subnormal numerator, tiny normal ones, zeros, NaN and infinities, over divisors in the
+    softmaxes' range [1, n] and awkward ones; its float64 path is what makes that hold (a
+    float32 rescaling there rounds twice and fails this)."""
+    import numba
+
+    from srml.kernels import DIV_TINY, make_div
+
+    jit = numba.njit(error_model="numpy")  # as the kernels: IEEE division, no Python check
+
+    def looped(div):
+        @jit
+        def run(p, s, out):
+            for i in range(p.size):
+                out[i] = div(p[i], s)
+
+        return run
+
+    plain, guarded = looped(make_div(jit)), looped(make_div(jit, True))
+    subnormal = np.arange(1, 2**23, dtype=np.uint32).view(np.float32)  # every one
+    lo, hi = (np.float32(2.0**e).view(np.uint32) for e in (-126, -98))
+    tiny = np.arange(lo, hi, 97, dtype=np.uint32).view(np.float32)
+    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1.0, 0.5, -1.0, -1e-40, DIV_TINY,
+                        np.nextafter(DIV_TINY, np.float32(0))], np.float32)  # fmt: skip
+    awkward = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, 1e-40, 2.0**100], np.float32)
+    softmax_sums = np.array([1.0, 1.0000001, 3.0, 7.9999995, 18.39, 30.9], np.float32)
+    cases = [(subnormal, s) for s in softmax_sums]
+    cases += [(np.concatenate([tiny, special, -subnormal[::1001]]), s)
+              for s in np.concatenate([softmax_sums, awkward])]  # fmt: skip
+    n = 0
+    for p, s in cases:
+        a, b = np.empty_like(p), np.empty_like(p)
+        plain(p, s, a)
+        guarded(p, s, b)
+        same = (a.view(np.uint32) == b.view(np.uint32)) | (np.isnan(a) & np.isnan(b))
+        assert same.all(), (s, p[~same][:4], a[~same][:4], b[~same][:4])
+        n += p.size
+    assert n > 50_000_000
+
+
+def test_division_variants_agree_on_peaked_softmaxes(monkeypatch):
+    """Genomes whose softmaxes underflow (as evolved ones do): the guarded and the plain
+    division give bit-identical genomes, returns and episodes; the batch does reach the
+    guarded paths (zero, subnormal and tiny terms in the numpy reference's softmaxes), and
+    every division of each kernel is the variant's."""
+    import srml.kernels
+    import srml.srwm as srwm
+    from srml.backends import cuda_kernels
+
+    built = []
+    make_div = srml.kernels.make_div
+
+    def spy(jit, guarded=False):
+        built.append(guarded)
+        return make_div(jit, guarded)
+
+    monkeypatch.setattr(srml.kernels, "make_div", spy)
+    monkeypatch.setattr(cuda_kernels, "_CACHE", {})
+
+    terms = []
+    softmax = srwm.softmax
+
+    def recording(z):
+        terms.append(np.exp(z - z.max(-1, keepdims=True)).ravel())
+        return softmax(z)
+
+    monkeypatch.setattr(srwm, "softmax", recording)
+    task = make_task(Config(env="CartPole-v1", batch=4, pool_size=4, lifetime=20))
+    genomes = task.layout.init(np.random.default_rng(7), 4, 30.0)
+    with np.errstate(all="ignore"):
+        make_backend("numpy", task, 4).run(genomes, seed=11)
+    e = np.concatenate(terms)
+    assert (e == 0).mean() > 0.2 and ((e > 0) & (e < np.float32(2.0**-126))).any()
+    guarded = _cuda(task, 4).run(genomes, seed=11)
+    assert built and all(built)  # the softmaxes, the action draw (layer and agent)
+    built.clear()
+    plain = _cuda(task, 4, div="plain").run(genomes, seed=11)
+    assert built and not any(built)
+    assert np.isfinite(guarded.genomes).all()
+    np.testing.assert_array_equal(guarded.genomes, plain.genomes)
+    np.testing.assert_array_equal(guarded.fitness, plain.fitness)
+    np.testing.assert_array_equal(guarded.episodes, plain.episodes)
+
+
 def test_large_genome_falls_back_to_the_coalesced_layout():
     """A genome too large for a block's shared memory runs the coalesced (G, B) kernel."""
     from srml.backends.cuda_kernels import STATIC_SHARED_BYTES, Variant, resolve, shared_bytes
@@ -123,7 +209,11 @@ def test_variant_options_and_env(monkeypatch):
     v = variant_from()
     assert (v.layout, v.threads, v.lean) == ("coalesced", 64, False)
     assert variant_from(threads_per_block=128).threads == 128  # an argument wins
-    for bad in (dict(threads_per_block=48), dict(layout="tiled"), dict(scratch="shared")):
+    assert variant_from().div == "guarded"
+    monkeypatch.setenv("SRML_CUDA_DIV", "plain")
+    assert variant_from().div == "plain" and variant_from(div="guarded").div == "guarded"
+    for bad in (dict(threads_per_block=48), dict(layout="tiled"), dict(scratch="shared"),
+                dict(div="fast")):  # fmt: skip
         with pytest.raises(SrmlError) as e:
             variant_from(**bad)
         assert "\n" not in str(e.value)

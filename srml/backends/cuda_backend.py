@@ -16,7 +16,9 @@ The kernel variant is a constructor option, or comes from the environment:
 - ``SRML_CUDA_THREADS``: threads per block (default 32; a multiple of 32);
 - ``SRML_CUDA_SCRATCH``: ``local`` (default) or ``shared`` per-thread scratch;
 - ``SRML_CUDA_LEAN``: 1 (default) shares the input/output buffers with the activations;
-- ``SRML_CUDA_MAXREG``: a register cap per thread (0, the default: the compiler's choice).
+- ``SRML_CUDA_MAXREG``: a register cap per thread (0, the default: the compiler's choice);
+- ``SRML_CUDA_DIV``: ``guarded`` (default) or ``plain``, how the softmaxes divide
+  (:mod:`srml.backends.cuda_kernels`).
 
 Every variant gives bit-identical results. ``run`` takes a host ``(B, G)`` array (copied to
 the device and back) or a :class:`~srml.backends.base.DeviceBatch` (FME's device pool: the
@@ -43,7 +45,7 @@ patch_numpy()  # before numba's CUDA target loads (see cuda_compat)
 
 from ..kernels import NetSpec  # noqa: E402
 from .base import DeviceBatch, Rollout, Task, on_device  # noqa: E402
-from .cuda_kernels import LAYOUTS, SCRATCHES, Variant, generation_kernel, resolve  # noqa: E402
+from .cuda_kernels import DIVS, LAYOUTS, SCRATCHES, Variant, generation_kernel, resolve  # noqa: E402
 from .numba_backend import actions_from, trace_buffers  # noqa: E402
 
 THREADS_PER_BLOCK = 32  # default threads per block (the shared-memory kernel's best on an H100)
@@ -85,7 +87,9 @@ def _env_int(name: str, default: int) -> int:
         raise SrmlError(f"{name}={raw!r} is not an integer") from None
 
 
-def variant_from(layout=None, threads_per_block=None, scratch=None, lean=None, max_registers=None):
+def variant_from(
+    layout=None, threads_per_block=None, scratch=None, lean=None, max_registers=None, div=None
+):
     """The kernel variant: arguments first, then ``SRML_CUDA_*`` (module docstring), then
     defaults; bad values end in a one-line error."""
     layout = layout or os.environ.get("SRML_CUDA_LAYOUT", "") or "shared"
@@ -93,6 +97,7 @@ def variant_from(layout=None, threads_per_block=None, scratch=None, lean=None, m
     tpb = threads_per_block or _env_int("SRML_CUDA_THREADS", THREADS_PER_BLOCK)
     lean = bool(_env_int("SRML_CUDA_LEAN", 1)) if lean is None else bool(lean)
     maxreg = _env_int("SRML_CUDA_MAXREG", 0) if max_registers is None else int(max_registers)
+    div = div or os.environ.get("SRML_CUDA_DIV", "") or "guarded"
     if layout not in LAYOUTS:
         raise SrmlError(f"cuda layout {layout!r}: choose from {list(LAYOUTS)}")
     if scratch not in SCRATCHES:
@@ -103,7 +108,9 @@ def variant_from(layout=None, threads_per_block=None, scratch=None, lean=None, m
         raise SrmlError(f"cuda threads per block must be a multiple of 32 in 32..1024, got {tpb}")
     if maxreg < 0:
         raise SrmlError(f"cuda register cap must be >= 0, got {maxreg}")
-    return Variant(layout, tpb, scratch, lean, maxreg)
+    if div not in DIVS:
+        raise SrmlError(f"cuda division {div!r}: choose from {list(DIVS)}")
+    return Variant(layout, tpb, scratch, lean, maxreg, div)
 
 
 def device_lane_keys(xp, seed: int, lanes_golden):

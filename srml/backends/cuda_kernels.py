@@ -21,6 +21,12 @@ first activation ``h0`` (``srwm_forward`` copies x into h0 first, and the agent 
 at every step) and one as ``h1`` and the output ``y`` (copied from h1 last, read before the
 next step): fewer live arrays, the same arithmetic, bit-identical results.
 
+Division: ``div="guarded"`` (default) divides the softmaxes' terms through
+:func:`srml.kernels.make_div`'s guarded form (a zero term is its own quotient, a tiny one is
+divided in float64), so that evolved genomes' underflowed terms do not send warps into the
+float32 division's slow subroutine; ``div="plain"`` divides as the CPU kernels do. The same
+bits either way.
+
 Every variant also flags, per agent, whether its rewritten weights and its return are all
 finite, as it writes them back (what :func:`srml.backends.base.finalize` checks; the shared
 layouts read the genome from shared memory for it).
@@ -32,7 +38,7 @@ on the simulator; ``benchmarks/gpu.py`` on a real card).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .cuda_compat import patch_numpy
 
@@ -45,6 +51,7 @@ from ..kernels import NetSpec, make_agent_kernel  # noqa: E402
 
 LAYOUTS = ("rows", "coalesced", "shared")
 SCRATCHES = ("local", "shared")
+DIVS = ("guarded", "plain")
 STATIC_SHARED_BYTES = 48 * 1024  # static shared memory a block may declare
 _CACHE: dict = {}
 
@@ -58,6 +65,7 @@ class Variant:
     scratch: str = "local"
     lean: bool = True
     max_registers: int = 0  # 0: the compiler's choice
+    div: str = "guarded"  # the softmaxes' division (see the module docstring)
 
     @property
     def transposed(self) -> bool:
@@ -92,10 +100,10 @@ def resolve(spec: NetSpec, twin, variant: Variant, genome_size: int) -> Variant:
         STATIC_SHARED_BYTES
     ):
         if variant.scratch == "shared":  # try the genome alone first
-            alone = Variant("shared", variant.threads, "local", variant.lean, variant.max_registers)
+            alone = replace(variant, scratch="local")
             if shared_bytes(spec, twin, alone, genome_size) <= STATIC_SHARED_BYTES:
                 return alone
-        return Variant("coalesced", variant.threads, "local", variant.lean, variant.max_registers)
+        return replace(variant, layout="coalesced", scratch="local")
     return variant
 
 
@@ -113,7 +121,7 @@ def generation_kernel(spec: NetSpec, twin, genome_size: int, variant: Variant):
 
 
 def _build(spec: NetSpec, twin, G: int, v: Variant):
-    run_agent = make_agent_kernel(spec, twin, cuda.jit(device=True), "cuda")
+    run_agent = make_agent_kernel(spec, twin, cuda.jit(device=True), "cuda", v.div == "guarded")
     f32, f64 = numba.float32, numba.float64
     state_dim, obs_dim, d_in, act_dim = twin.state_dim, twin.obs_dim, spec.d_in, spec.act_dim
     width, rows, n_beta = spec.max_width, spec.max_rows, spec.n_beta
