@@ -11,8 +11,9 @@ copy), ``kernel`` (which also flags the agents with non-finite weights or return
 ``finish`` (fitness from those flags on the device, fitness and episodes to the host: the
 backend's own ``finish``), ``tell`` (credit + insertion + eviction) and ``log row`` (pool
 statistics, lineages). Prints milliseconds per generation per phase and the kernel's share,
-and the kernel alone on the loop's last (evolved) batch and on fresh founders, with the
-backend's division and the other one (``SRML_CUDA_DIV``).
+the pieces of ``ask`` and of the log row each alone, and the kernel alone on the loop's last
+(evolved) batch and on fresh founders, with the backend's division and the other one
+(``SRML_CUDA_DIV``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import os
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -37,6 +39,7 @@ else:
 
 from srml import FME, Config  # noqa: E402
 from srml.backends.cuda_backend import CudaBackend  # noqa: E402
+from srml.fitness import finite_max, finite_mean  # noqa: E402
 from srml.fme import FMEOptions  # noqa: E402
 from srml.run.loop import log_row  # noqa: E402
 
@@ -78,6 +81,27 @@ def phases_of(P: int) -> None:
         mark("tell")
         log_row(fme, roll, 0.0, 1.0)
         mark("log row")
+    # the pieces of ask and of the log row, each alone on the final state (best of 3)
+    rule = (cfg.selection, cfg.temperature)
+    rows = fme.pool.sample(np.random.default_rng(3), P, *rule)
+    pool = fme.pool
+    pieces = {
+        "ask: uniforms (host)": partial(np.random.default_rng(3).random, P),
+        "ask: selection (device)": partial(draw, pool, P, rule),
+        "ask: gather": partial(pool.gather, rows),
+        "log row: pool statistics": fme.population_stats,
+        "log row: lineages": pool.lineage_summary,
+        "log row: batch columns (host)": partial(log_row_batch_columns, roll),
+    }
+    for name, piece in pieces.items():
+        best = float("inf")
+        for _ in range(3):
+            sync()
+            t0 = time.perf_counter()
+            piece()
+            sync()
+            best = min(best, time.perf_counter() - t0)
+        print(f"P={P}: {name}: {best * 1e3:.3f} ms")
     # the kernel alone on the last batch it ran, and on fresh founders of the same size:
     # does the evolved pool itself make the kernel slower? Both with the backend's division
     # and with the plain one (evolved softmaxes underflow: srml.kernels.make_div)
@@ -106,9 +130,19 @@ def phases_of(P: int) -> None:
     for k, v in phases.items():
         print(f"  {k:8s} {v / n * 1e3:9.3f} ms")
     fme.close()
-    del fme, last, fresh, d, roll
+    del fme, last, fresh, d, roll, pool, pieces, kernels, rows
     if xp is not np:
         xp.get_default_memory_pool().free_all_blocks()
+
+
+def draw(pool, k: int, rule: tuple):
+    """A selection draw as ``ask`` makes it (uniforms from a fresh generator)."""
+    return pool.sample(np.random.default_rng(3), k, *rule)
+
+
+def log_row_batch_columns(roll) -> tuple:
+    """The log row's columns over the batch (srml.run.loop.log_row's)."""
+    return finite_mean(roll.fitness), finite_max(roll.fitness), float(roll.episodes.mean())
 
 
 def main() -> int:

@@ -523,6 +523,20 @@ def test_gpu_benchmark_smoke_mode(tmp_path):
     assert "summary (SIMULATOR)" in p.stdout
 
 
+def test_gpu_phases_smoke_mode(tmp_path):
+    """benchmarks/gpu_phases.py runs end to end on the simulator and prints every phase, the
+    pieces of ask and of the log row, and the kernel alone with both divisions."""
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_phases.py"), "--simulate",
+         "--generations", "2"], capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    for line in ("ask: selection (device)", "log row: lineages", "evolved batch, guarded division",
+                 "fresh founders, plain division", "ms/generation", "log row  "):  # fmt: skip
+        assert line in p.stdout, (line, p.stdout)
+
+
 # --- without a GPU and without the simulator: one line each -------------------------------------
 
 
