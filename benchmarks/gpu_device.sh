@@ -14,10 +14,12 @@
 # Then one device call, carry [".whl", ".peers"], timeout_s 590:
 #   bash benchmarks/gpu_device.sh
 # It installs the wheels and srml under /tmp, runs benchmarks/gpu.py from /tmp (not the
-# repository root: srml.envs is mapped at install time) and leaves in $OUT: RESULTS_GPU.md,
-# gpu.log, nvidia-smi.txt. Commit RESULTS_GPU.md under benchmarks/. BUDGET (seconds, default
-# 470) bounds the benchmark so the call ends inside its 600 s; GPU_ARGS adds arguments
-# (e.g. GPU_ARGS="--skip peer kernel parity solve numba --profile").
+# repository root: srml.envs is mapped at install time), then benchmarks/gpu_phases.py (where an
+# end-to-end generation goes, appended to the report) and leaves in $OUT: RESULTS_GPU.md,
+# gpu.log, gpu_phases.log, nvidia-smi.txt. Commit RESULTS_GPU.md under benchmarks/. BUDGET
+# (seconds, default 380) bounds gpu.py and PHASES_S (default 150; 0 skips it) gpu_phases.py, so
+# the call ends inside its 600 s; PHASES_POPS (default "131072 1048576") are its sizes; GPU_ARGS
+# adds arguments to gpu.py (e.g. GPU_ARGS="--skip peer kernel parity solve numba --profile").
 set -o pipefail
 export PYTHONUNBUFFERED=1 NUMBA_ENABLE_CUDASIM=0
 R=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,4 +32,19 @@ PYTHONPATH=/tmp/site python3 -m pip install -q --no-index --no-deps --no-build-i
 cd /tmp || exit 1
 export PYTHONPATH=/tmp/srml:/tmp/site
 python3 "$R/benchmarks/gpu.py" --peers "$R/.peers" --out "$OUT/RESULTS_GPU.md" \
-  --budget-s "${BUDGET:-470}" $GPU_ARGS 2>&1 | tee "$OUT/gpu.log"
+  --budget-s "${BUDGET:-380}" $GPU_ARGS 2>&1 | tee "$OUT/gpu.log"
+status=$?
+PHASES_S=${PHASES_S:-150}
+if [ "$PHASES_S" -gt 0 ]; then
+  timeout "$PHASES_S" python3 "$R/benchmarks/gpu_phases.py" --pops ${PHASES_POPS:-131072 1048576} \
+    2>&1 | tee "$OUT/gpu_phases.log"
+  {
+    printf '\n## Where an end-to-end generation goes (device pool)\n\n'
+    printf 'Made by `python benchmarks/gpu_phases.py --pops %s` in the same device call, right' \
+      "${PHASES_POPS:-131072 1048576}"
+    printf ' after the run above (same card; at most %s s).\n\n```\n' "$PHASES_S"
+    cat "$OUT/gpu_phases.log"
+    printf '```\n'
+  } >> "$OUT/RESULTS_GPU.md"
+fi
+exit $status
