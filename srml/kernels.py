@@ -116,7 +116,9 @@ def make_exp(jit):
 
 
 DIV_TINY = np.float32(2.0**-100)
-"""Numerators below this (zero, subnormal, tiny) take :func:`make_div`'s guarded path."""
+"""Numerators below this (zero, subnormal, tiny) take :func:`make_div`'s guarded path: a GPU's
+fast float32 division checks its result through a residual about p * 2^-24, which must stay a
+normal float."""
 _F64_UP, _F64_DOWN = np.float64(2.0**64), np.float64(2.0**-64)
 
 
@@ -129,10 +131,10 @@ def make_div(jit, guarded: bool = False):
     reciprocal and FMAs) with a range check that sends awkward operands to a slow
     subroutine, and a warp waits for its slowest lane: on an evolved pool, 80% of the
     softmax terms are exactly 0 and 0.7% subnormal, so every division site of nearly every
-    warp holds such a lane (``benchmarks/RESULTS_GPU.md``). Guarded, p = 0 (with s > 0)
+    warp holds such a lane (``benchmarks/softmax_underflow.py``). Guarded, p = 0 (with s > 0)
     returns p itself (0 / s), and other small p divide in float64, where they are normal:
     float64 carries more than twice float32's bits, so rounding its quotient to float32 gives
-    the correctly rounded float32 quotient (innocuous double rounding; tests/test_kernels.py
+    the correctly rounded float32 quotient (innocuous double rounding; tests/test_gpu.py
     checks every subnormal numerator). The 2^64 scaling is exact and only stops the compiler
     from folding the float64 division back into a float32 one. NaN and inf take that path too
     and come out as float32 division's."""
