@@ -117,8 +117,8 @@ def make_exp(jit):
 
 DIV_TINY = np.float32(2.0**-100)
 """Numerators below this (zero, subnormal, tiny) take :func:`make_div`'s guarded path: a GPU's
-fast float32 division checks its result through a residual about p * 2^-24, which must stay a
-normal float."""
+fast float32 division corrects its quotient with a residual of about p * 2^-24 (sm_90 SASS),
+which must stay a normal float."""
 _F64_UP, _F64_DOWN = np.float64(2.0**64), np.float64(2.0**-64)
 
 
