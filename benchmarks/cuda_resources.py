@@ -77,6 +77,7 @@ def main() -> int:
         ("coalesced", Variant("coalesced", 64)),
         ("shared 32 (default)", Variant("shared", 32)),
         ("shared 32, plain division", Variant("shared", 32, div="plain")),
+        ("shared 32, rows in shared memory", Variant("shared", 32, smem="rows")),
         ("shared 64", Variant("shared", 64)),
         ("shared 32, not lean", Variant("shared", 32, lean=False)),
         ("shared 32, shared scratch", Variant("shared", 32, "shared")),

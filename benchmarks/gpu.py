@@ -111,6 +111,7 @@ VARIANTS = [
     ("rows (original)", dict(layout="rows", threads_per_block=64, lean=False, div="plain")),
     ("shared 32 (default)", dict(layout="shared", threads_per_block=32)),
     ("shared 32, plain division", dict(layout="shared", threads_per_block=32, div="plain")),
+    ("shared 32, rows in shared memory", dict(layout="shared", threads_per_block=32, smem="rows")),
     ("coalesced 64", dict(layout="coalesced", threads_per_block=64)),
     ("coalesced 128", dict(layout="coalesced", threads_per_block=128)),
     ("shared 64", dict(layout="shared", threads_per_block=64)),

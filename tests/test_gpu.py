@@ -53,6 +53,7 @@ VARIANTS = [
     dict(layout="shared", threads_per_block=64, lean=False),
     dict(layout="shared", scratch="shared"),
     dict(layout="shared", div="plain"),  # the float32 division everywhere, as on the CPU
+    dict(layout="shared", smem="rows"),  # a padded row of shared memory per agent
 ]
 
 
@@ -197,6 +198,8 @@ def test_large_genome_falls_back_to_the_coalesced_layout():
     spec, twin = NetSpec.of(small.layout, small.codec), small.twin
     assert shared_bytes(spec, twin, v, small.layout.size) > STATIC_SHARED_BYTES
     assert resolve(spec, twin, v, small.layout.size) == Variant("shared", 64, "local")
+    rows = Variant("shared", 32, smem="rows")  # padded rows too large: coalesced, plain columns
+    assert resolve(spec, twin, rows, G) == Variant("coalesced", 32, smem="columns")
 
 
 def test_variant_options_and_env(monkeypatch):
@@ -212,8 +215,10 @@ def test_variant_options_and_env(monkeypatch):
     assert variant_from().div == "guarded"
     monkeypatch.setenv("SRML_CUDA_DIV", "plain")
     assert variant_from().div == "plain" and variant_from(div="guarded").div == "guarded"
+    assert variant_from(layout="shared", smem="rows").smem == "rows"
     for bad in (dict(threads_per_block=48), dict(layout="tiled"), dict(scratch="shared"),
-                dict(div="fast")):  # fmt: skip
+                dict(div="fast"), dict(smem="tiles"), dict(layout="coalesced", smem="rows"),
+                dict(layout="shared", scratch="shared", smem="rows")):  # fmt: skip
         with pytest.raises(SrmlError) as e:
             variant_from(**bad)
         assert "\n" not in str(e.value)

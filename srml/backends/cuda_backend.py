@@ -18,7 +18,9 @@ The kernel variant is a constructor option, or comes from the environment:
 - ``SRML_CUDA_LEAN``: 1 (default) shares the input/output buffers with the activations;
 - ``SRML_CUDA_MAXREG``: a register cap per thread (0, the default: the compiler's choice);
 - ``SRML_CUDA_DIV``: ``guarded`` (default) or ``plain``, how the softmaxes divide
-  (:mod:`srml.backends.cuda_kernels`).
+  (:mod:`srml.backends.cuda_kernels`);
+- ``SRML_CUDA_SMEM``: ``columns`` (default) or ``rows``, the shared layout's genome array
+  (rows: padded, one per thread, with local scratch).
 
 Every variant gives bit-identical results. ``run`` takes a host ``(B, G)`` array (copied to
 the device and back) or a :class:`~srml.backends.base.DeviceBatch` (FME's device pool: the
@@ -45,7 +47,15 @@ patch_numpy()  # before numba's CUDA target loads (see cuda_compat)
 
 from ..kernels import NetSpec  # noqa: E402
 from .base import DeviceBatch, Rollout, Task, on_device  # noqa: E402
-from .cuda_kernels import DIVS, LAYOUTS, SCRATCHES, Variant, generation_kernel, resolve  # noqa: E402
+from .cuda_kernels import (  # noqa: E402
+    DIVS,
+    LAYOUTS,
+    SCRATCHES,
+    SMEMS,
+    Variant,
+    generation_kernel,
+    resolve,
+)
 from .numba_backend import actions_from, trace_buffers  # noqa: E402
 
 THREADS_PER_BLOCK = 32  # default threads per block (the shared-memory kernel's best on an H100)
@@ -88,8 +98,9 @@ def _env_int(name: str, default: int) -> int:
 
 
 def variant_from(
-    layout=None, threads_per_block=None, scratch=None, lean=None, max_registers=None, div=None
-):
+    layout=None, threads_per_block=None, scratch=None, lean=None, max_registers=None, div=None,
+    smem=None,
+):  # fmt: skip
     """The kernel variant: arguments first, then ``SRML_CUDA_*`` (module docstring), then
     defaults; bad values end in a one-line error."""
     layout = layout or os.environ.get("SRML_CUDA_LAYOUT", "") or "shared"
@@ -98,6 +109,7 @@ def variant_from(
     lean = bool(_env_int("SRML_CUDA_LEAN", 1)) if lean is None else bool(lean)
     maxreg = _env_int("SRML_CUDA_MAXREG", 0) if max_registers is None else int(max_registers)
     div = div or os.environ.get("SRML_CUDA_DIV", "") or "guarded"
+    smem = smem or os.environ.get("SRML_CUDA_SMEM", "") or "columns"
     if layout not in LAYOUTS:
         raise SrmlError(f"cuda layout {layout!r}: choose from {list(LAYOUTS)}")
     if scratch not in SCRATCHES:
@@ -110,7 +122,11 @@ def variant_from(
         raise SrmlError(f"cuda register cap must be >= 0, got {maxreg}")
     if div not in DIVS:
         raise SrmlError(f"cuda division {div!r}: choose from {list(DIVS)}")
-    return Variant(layout, tpb, scratch, lean, maxreg, div)
+    if smem not in SMEMS:
+        raise SrmlError(f"cuda shared-memory layout {smem!r}: choose from {list(SMEMS)}")
+    if smem == "rows" and (layout != "shared" or scratch != "local"):
+        raise SrmlError("cuda shared-memory rows need the shared layout with local scratch")
+    return Variant(layout, tpb, scratch, lean, maxreg, div, smem)
 
 
 def device_lane_keys(xp, seed: int, lanes_golden):

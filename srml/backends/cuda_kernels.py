@@ -12,7 +12,11 @@ only in what ``g`` is and where the per-thread scratch lives:
   array ``(G, threads)`` (coalesced reads, conflict-free writes), runs the whole lifetime on
   ``g = sm[:, tid]`` and writes them back once. Used when ``G * threads * 4`` bytes (plus
   the scratch, with ``scratch="shared"``) fit the 48 KiB of static shared memory per block;
-  otherwise the backend falls back to ``coalesced``.
+  otherwise the backend falls back to ``coalesced``. ``smem="rows"`` lays the shared array out
+  ``(threads, G | 1)`` instead: ``g = sm[tid]`` is contiguous, so its loads and stores compile
+  to ``ld.shared`` / ``st.shared`` with 32-bit addresses (numba forms a strided view's element
+  addresses with integer arithmetic, which hides the address space: the columns' loads are
+  generic), and the odd row length keeps a warp's accesses on 32 different banks.
 
 Per-thread scratch: ``scratch="local"`` uses ``cuda.local.array`` (registers where the
 compiler can, else local memory); ``scratch="shared"`` gives each thread a column of
@@ -52,6 +56,7 @@ from ..kernels import NetSpec, make_agent_kernel  # noqa: E402
 LAYOUTS = ("rows", "coalesced", "shared")
 SCRATCHES = ("local", "shared")
 DIVS = ("guarded", "plain")
+SMEMS = ("columns", "rows")
 STATIC_SHARED_BYTES = 48 * 1024  # static shared memory a block may declare
 _CACHE: dict = {}
 
@@ -66,6 +71,7 @@ class Variant:
     lean: bool = True
     max_registers: int = 0  # 0: the compiler's choice
     div: str = "guarded"  # the softmaxes' division (see the module docstring)
+    smem: str = "columns"  # the shared layout's genome array: (G, threads) or padded rows
 
     @property
     def transposed(self) -> bool:
@@ -83,11 +89,18 @@ def scratch_floats(spec: NetSpec, twin, lean: bool) -> tuple[int, int]:
     return f32, twin.state_dim
 
 
+def padded_row(genome_size: int) -> int:
+    """Floats per genome row with ``smem="rows"``: odd, so the 32 threads of a warp reading
+    word j of their rows hit 32 different banks."""
+    return genome_size | 1
+
+
 def shared_bytes(spec: NetSpec, twin, variant: Variant, genome_size: int) -> int:
     """Static shared memory one block of ``variant`` declares."""
     if variant.layout != "shared":
         return 0
-    n = genome_size * variant.threads * 4
+    g = padded_row(genome_size) if variant.smem == "rows" else genome_size
+    n = g * variant.threads * 4
     if variant.scratch == "shared":
         f32, f64 = scratch_floats(spec, twin, variant.lean)
         n += (f32 * 4 + f64 * 8) * variant.threads
@@ -103,7 +116,7 @@ def resolve(spec: NetSpec, twin, variant: Variant, genome_size: int) -> Variant:
             alone = replace(variant, scratch="local")
             if shared_bytes(spec, twin, alone, genome_size) <= STATIC_SHARED_BYTES:
                 return alone
-        return replace(variant, layout="coalesced", scratch="local")
+        return replace(variant, layout="coalesced", scratch="local", smem="columns")
     return variant
 
 
@@ -203,6 +216,33 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
 
         return kernel
 
+    if v.scratch == "local" and v.smem == "rows":
+        GP = padded_row(G)
+
+        @jit
+        def kernel(genomes, keys, lifetime, sample, self_modify, record, rec_a, rec_r, rec_f,
+                   returns, episodes, finite, t0):  # fmt: skip
+            sm = cuda.shared.array((T, GP), f32)
+            tid = cuda.threadIdx.x
+            i = cuda.blockIdx.x * T + tid
+            if i >= genomes.shape[1]:
+                return  # no barrier below: each thread touches its own row only
+            g = sm[tid]  # contiguous: loads and stores compile to ld/st.shared
+            for j in range(G):
+                g[j] = genomes[j, i]
+            state, obs, x, h0, h1, out, pk, pq, lr, y, act = local_scratch()
+            ret, eps = run_agent(
+                g, keys[i], lifetime, sample, self_modify, state, obs, x, h0, h1,
+                out, pk, pq, lr, y, act, rec_a, rec_r, rec_f, i, record, t0,
+            )  # fmt: skip
+            for j in range(G):
+                genomes[j, i] = g[j]
+            finite[i] = all_finite(g, ret)  # from shared memory, not global
+            returns[i] = ret
+            episodes[i] = eps
+
+        return kernel
+
     if v.scratch == "local":
 
         @jit
@@ -227,6 +267,9 @@ def _build(spec: NetSpec, twin, G: int, v: Variant):
             episodes[i] = eps
 
         return kernel
+
+    if v.smem == "rows":
+        raise ValueError("shared-memory rows go with local scratch")
 
     # shared genome and shared scratch: every buffer a column of a (n, T) shared array
     @jit
