@@ -260,6 +260,23 @@ def test_nonfinite_genomes_get_minus_inf_on_device():
         assert np.isfinite(out.fitness[[0, 2]]).all()
 
 
+def test_simulator_globals_hold_a_warning_registry_before_a_launch():
+    """The simulator iterates a device function's module globals at every call, in many Python
+    threads; a first warning in that module adds __warningregistry__ to them mid-iteration
+    ("dictionary changed size during iteration", once a flaky failure of the test above). The
+    backend adds the registry to every module its kernel reaches before any launch."""
+    import sys
+
+    import srml.kernels
+
+    task = make_task(Config(env="CartPole-v1", batch=3, pool_size=3, lifetime=5))
+    modules = (srml.kernels, rng, sys.modules["srml.envs.cartpole"])  # the twin's step lives there
+    for m in modules:
+        vars(m).pop("__warningregistry__", None)
+    _cuda(task, 3)
+    assert all("__warningregistry__" in vars(m) for m in modules)
+
+
 def test_kernel_finite_flags_equal_numpy_isfinite():
     """Every variant flags, as it writes the genomes back, exactly the agents whose rewritten
     weights and return numpy finds all finite (planted NaN and inf rows included)."""

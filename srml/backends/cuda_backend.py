@@ -137,6 +137,29 @@ def device_lane_keys(xp, seed: int, lanes_golden):
         return rng._mix(lanes_golden ^ xp.uint64(s))
 
 
+def settle_simulator_globals(kernel) -> None:
+    """Give the module globals of every function ``kernel`` reaches through its closures a
+    ``__warningregistry__``, before numba's CUDA simulator runs it. The simulator runs each
+    GPU thread as a Python thread and, at every device-function call, iterates that
+    function's module globals; the first warning code in a module issues (an ignored one too:
+    the overflow of a planted inf) adds ``__warningregistry__`` there, and a thread iterating
+    at that moment fails with "dictionary changed size during iteration" (a rare flaky test).
+    With the registry in place first, a warning only adds entries to it."""
+    seen, todo = set(), [kernel]
+    while todo:
+        f = todo.pop()
+        fn = getattr(f, "fn", f)  # the simulator's FakeCUDAKernel wraps the Python function
+        if id(fn) in seen or not hasattr(fn, "__globals__"):
+            continue
+        seen.add(id(fn))
+        fn.__globals__.setdefault("__warningregistry__", {})
+        for cell in fn.__closure__ or ():
+            try:
+                todo.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                pass
+
+
 class CudaBackend:
     name = "cuda"
     accepts_device_batch = True
@@ -155,6 +178,8 @@ class CudaBackend:
         self.variant = resolve(self.spec, task.twin, self.requested, self.genome_size)
         self.kernel = generation_kernel(self.spec, task.twin, self.genome_size, self.variant)
         self.compiled = simulated()
+        if self.compiled:
+            settle_simulator_globals(self.kernel)
         xp = self.xp
         with np.errstate(over="ignore"):
             self._lanes_golden = xp.arange(batch, dtype=xp.uint64) * xp.uint64(rng._GOLDEN)
