@@ -177,8 +177,8 @@ class CudaBackend:
         self.requested = variant_from(**variant)
         self.variant = resolve(self.spec, task.twin, self.requested, self.genome_size)
         self.kernel = generation_kernel(self.spec, task.twin, self.genome_size, self.variant)
-        self.compiled = simulated()
-        if self.compiled:
+        self.compiled = simulated()  # the simulator has nothing to compile
+        if simulated():
             settle_simulator_globals(self.kernel)
         xp = self.xp
         with np.errstate(over="ignore"):
